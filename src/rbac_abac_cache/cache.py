@@ -1,0 +1,896 @@
+"""The attribute cache: Redis in front of the identity provider.
+
+A read goes through up to three tiers: the in-process tier (when
+``local_ttl > 0``), Redis, and the fetcher. Entries are judged by the age
+recorded in them (``fetched_at``), not by Redis TTLs, which only bound how
+long a stale entry is kept for emergencies. See ``docs/freshness.md`` for
+the rules and what users see during outages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from time import monotonic
+from typing import Any
+
+from redis.exceptions import RedisError
+from typing_extensions import Self
+
+from .attributes import UserAttributes
+from .config import CacheSettings, ConnectionSettings, environ_source, load_settings
+from .connection import connect
+from .exceptions import (
+    AttributesUnavailableError,
+    FetchError,
+    InvalidAttributesError,
+    RedisUnavailableError,
+)
+from .fetchers import Fetcher, call_fetcher
+from .invalidation import InvalidationBus, deliver_in_process, encode_message
+from .keys import KeySpace, normalize_user_id
+from .local import LocalTier
+from .serialization import CorruptEntryError, Entry, EntryCodec
+from .singleflight import SingleFlight
+from .stats import EventHook, Stats
+from .store import RedisClient, RedisStore, StoreUnavailableError
+
+__all__ = ["AttributeCache"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_PENDING_REFRESHES = 1000
+_MAX_BATCH_FETCHERS = 8
+_WARNING_INTERVAL = 10.0
+
+
+class _Shared:
+    """What an instance and its :meth:`~AttributeCache.for_service` siblings share."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        owns_client: bool,
+        fetcher: Fetcher | None,
+        settings: CacheSettings,
+    ) -> None:
+        self.client = client
+        self.owns_client = owns_client
+        self.fetcher = fetcher
+        self.store = RedisStore(client, settings.redis_retry_interval)
+        self.refresh_workers = settings.refresh_workers
+        self._buses: dict[str, InvalidationBus] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_pid = 0
+        self._pending: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def bus(self, channel: str) -> InvalidationBus:
+        with self._lock:
+            bus = self._buses.get(channel)
+            if bus is None:
+                bus = self._buses[channel] = InvalidationBus(self.client, channel)
+            return bus
+
+    def submit(self, key: tuple[str, str], task: Any) -> bool:
+        """Run ``task`` on the background pool unless ``key`` is already queued."""
+        with self._lock:
+            if self.closed or key in self._pending:
+                return False
+            if len(self._pending) >= _MAX_PENDING_REFRESHES:
+                return False
+
+            if self._executor is None or self._executor_pid != os.getpid():
+                # A pool inherited through fork() has no threads in the child.
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.refresh_workers,
+                    thread_name_prefix="rbac-abac-cache-refresh",
+                )
+                self._executor_pid = os.getpid()
+                self._pending.clear()
+            self._pending.add(key)
+            executor = self._executor
+
+        def run() -> None:
+            try:
+                task()
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        executor.submit(run)
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            executor, self._executor = self._executor, None
+            buses = list(self._buses.values())
+
+        for bus in buses:
+            bus.close()
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        if self.owns_client:
+            self.client.close()
+
+
+class AttributeCache:
+    """Users' attributes for one service, cached in Redis and refreshed from a fetcher.
+
+    Args:
+        redis: A ``redis.Redis`` or ``redis.cluster.RedisCluster`` client, or
+            a URL from which a client with short timeouts is built.
+        fetcher: Called as ``fetcher(user_id, service_name)`` to fill misses;
+            ``None`` means misses cannot be filled.
+        service_name: The service whose attributes this cache holds.
+        ttl: Seconds an entry is served without asking the fetcher.
+            ``None`` reads ``RBAC_ABAC_CACHE_TTL``, else 86400.
+        auto_refresh: Whether :meth:`get` fills a miss from the fetcher.
+        on_event: Called as ``on_event(name, details)`` for every counted
+            event (see :meth:`stats`), for metrics.
+        **knobs: The other settings of
+            :class:`~rbac_abac_cache.config.CacheSettings` (``refresh_after``,
+            ``stale_grace``, ``negative_ttl``, ``local_ttl``, ...). Each one
+            left out, or ``None``, is read from its environment variable,
+            else takes its documented default.
+
+    Raises:
+        ConfigurationError: A setting is malformed or cannot work; the
+            message names it.
+    """
+
+    def __init__(
+        self,
+        redis: RedisClient | str,
+        fetcher: Fetcher | None,
+        service_name: str,
+        ttl: float | None = None,
+        auto_refresh: bool = True,
+        *,
+        on_event: EventHook | None = None,
+        **knobs: Any,
+    ) -> None:
+        settings, connection = load_settings(
+            {"service_name": service_name, "ttl": ttl, **knobs}, [environ_source()]
+        )
+        client, owns_client = _client(redis, connection)
+        shared = _Shared(client, owns_client, fetcher, settings)
+        self._setup(settings, shared, auto_refresh, on_event)
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        redis: RedisClient | str | None = None,
+        fetcher: Fetcher | None = None,
+        auto_refresh: bool = True,
+        on_event: EventHook | None = None,
+        **overrides: Any,
+    ) -> Self:
+        """Build a cache from environment variables, with keyword overrides.
+
+        Reads ``RBAC_ABAC_SERVICE_NAME``, ``RBAC_ABAC_REDIS_URL`` (else
+        ``REDIS_URL``), ``IDENTITY_PROVIDER_URL``, ``RBAC_ABAC_IDP_TOKEN`` and
+        every ``RBAC_ABAC_CACHE_<SETTING>``. Without ``fetcher``, an
+        :class:`~rbac_abac_cache.HttpIdentityProvider` for
+        ``IDENTITY_PROVIDER_URL`` is used when that is set.
+
+        Raises:
+            ConfigurationError: A variable is malformed; the message names it.
+        """
+        settings, connection = load_settings(overrides, [environ_source()])
+        return cls.from_settings(
+            settings,
+            connection,
+            redis=redis,
+            fetcher=fetcher,
+            auto_refresh=auto_refresh,
+            on_event=on_event,
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: CacheSettings,
+        connection: ConnectionSettings | None = None,
+        *,
+        redis: RedisClient | str | None = None,
+        fetcher: Fetcher | None = None,
+        auto_refresh: bool = True,
+        on_event: EventHook | None = None,
+    ) -> Self:
+        """Build a cache from settings objects, as the framework adapters do."""
+        connection = connection or ConnectionSettings()
+        if fetcher is None and connection.identity_provider_url:
+            from .identity_provider import HttpIdentityProvider
+
+            fetcher = HttpIdentityProvider(
+                connection.identity_provider_url, token=connection.idp_token
+            )
+
+        client, owns_client = _client(redis or connection.redis_url, connection)
+        self = object.__new__(cls)
+        self._setup(
+            settings,
+            _Shared(client, owns_client, fetcher, settings),
+            auto_refresh,
+            on_event,
+        )
+        return self
+
+    def _setup(
+        self,
+        settings: CacheSettings,
+        shared: _Shared,
+        auto_refresh: bool,
+        on_event: EventHook | None,
+    ) -> None:
+        self.settings = settings
+        self.service_name = settings.service_name
+        self.auto_refresh = auto_refresh
+        self._shared = shared
+        self._store = shared.store
+        self._keys = KeySpace(settings.key_prefix, settings.service_name)
+        self._codec = EntryCodec(
+            settings.service_name,
+            max_bytes=settings.max_entry_bytes,
+            signing_key=settings.signing_key,
+        )
+        self._stats = Stats(on_event)
+        self._on_event = on_event
+        self._flight: SingleFlight[Entry] = SingleFlight()
+        self._ttl = settings.ttl
+        self._refresh_after = settings.refresh_after
+        self._negative_ttl = settings.negative_ttl
+        self._last_warning = 0.0
+
+        self._local: LocalTier | None = None
+        self._bus: InvalidationBus | None = None
+        if settings.local_ttl > 0:
+            self._local = LocalTier(settings.local_ttl, settings.local_maxsize)
+            self._bus = shared.bus(self._keys.channel)
+            self._bus.register(settings.service_name, self._local)
+
+    def __repr__(self) -> str:
+        return f"<AttributeCache service_name={self.service_name!r} ttl={self._ttl:g}>"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def fetcher(self) -> Fetcher | None:
+        """The fetcher that fills misses, shared with sibling caches."""
+        return self._shared.fetcher
+
+    @property
+    def redis(self) -> RedisClient:
+        """The Redis client, shared with sibling caches."""
+        return self._shared.client
+
+    def for_service(self, service_name: str) -> AttributeCache:
+        """Return a cache for another service sharing this one's pools and fetcher.
+
+        Closing any of the siblings closes the shared Redis client and
+        threads; close the one you built, once, at shutdown.
+        """
+        settings = replace(self.settings, service_name=service_name)
+        sibling = object.__new__(type(self))
+        sibling._setup(settings, self._shared, self.auto_refresh, self._on_event)
+        return sibling
+
+    def key_for(self, user_id: str | int) -> str:
+        """Return the Redis key that holds the user's entry."""
+        return self._keys.entry(normalize_user_id(user_id))
+
+    def stats(self) -> Mapping[str, int]:
+        """Return the counters of this instance (see ``stats.EVENTS``)."""
+        return self._stats.snapshot()
+
+    def close(self) -> None:
+        """Stop background threads and close the Redis client if it was built here."""
+        self._shared.close()
+
+    # Reading
+
+    def get(
+        self, user_id: str | int, *, auto_refresh: bool | None = None
+    ) -> UserAttributes | None:
+        """Return the user's attributes, filling a miss from the fetcher.
+
+        Args:
+            user_id: The user, as ``str`` or ``int``.
+            auto_refresh: Overrides the cache's ``auto_refresh`` for this call.
+
+        Returns:
+            The attributes, or ``None`` when the identity provider does not
+            know the user, or on a miss with ``auto_refresh`` off.
+
+        Raises:
+            InvalidUserIdError: ``user_id`` is malformed; no fetch is made.
+            AttributesUnavailableError: Nothing trustworthy can be served.
+                Redis errors are never raised.
+        """
+        local = self._local
+        if local is not None and type(user_id) is str:
+            value = local.get(user_id)
+            if value is not None:
+                self._stats.count("hits_local")
+                return value
+
+        uid = normalize_user_id(user_id)
+        if local is not None and uid is not user_id:
+            value = local.get(uid)
+            if value is not None:
+                self._stats.count("hits_local")
+                return value
+
+        auto = self.auto_refresh if auto_refresh is None else auto_refresh
+        return self._get(uid, auto)
+
+    def _get(self, uid: str, auto_refresh: bool) -> UserAttributes | None:
+        sequence = self._local_sequence()
+        entry = self._read(uid)
+        now = time.time()
+
+        if entry is not None and self._is_fresh(entry, now):
+            return self._serve(uid, entry, sequence, now)
+
+        self._stats.count("misses", user_id=uid)
+        logger.debug("miss for user %r: %s", uid, "expired" if entry else "absent")
+        if not auto_refresh:
+            return None
+        return self._load(uid, entry, sequence)
+
+    def get_many(
+        self, user_ids: Iterable[str | int], *, auto_refresh: bool | None = None
+    ) -> dict[str, UserAttributes]:
+        """Return the attributes of every found user, keyed by normalised id.
+
+        Cached entries are read in one round trip; misses are filled as in
+        :meth:`get`, a few at a time. Users who are unknown, or whose
+        attributes cannot be had, are left out.
+
+        Raises:
+            InvalidUserIdError: One of the ids is malformed; nothing is read.
+        """
+        ids = list(dict.fromkeys(normalize_user_id(user_id) for user_id in user_ids))
+        auto = self.auto_refresh if auto_refresh is None else auto_refresh
+        found: dict[str, UserAttributes] = {}
+
+        remaining = self._take_local(ids, found)
+        if not remaining:
+            return found
+
+        sequence = self._local_sequence()
+        misses = self._read_many(remaining, found, sequence)
+        if misses and auto:
+            self._load_many(misses, found, sequence)
+        return found
+
+    def _take_local(
+        self, ids: list[str], found: dict[str, UserAttributes]
+    ) -> list[str]:
+        if self._local is None:
+            return ids
+
+        remaining = []
+        for uid in ids:
+            value = self._local.get(uid)
+            if value is None:
+                remaining.append(uid)
+            else:
+                self._stats.count("hits_local")
+                found[uid] = value
+        return remaining
+
+    def _read_many(
+        self, ids: list[str], found: dict[str, UserAttributes], sequence: int
+    ) -> list[tuple[str, Entry | None]]:
+        keys = [self._keys.entry(uid) for uid in ids]
+        try:
+            raws = self._store.get_many(keys)
+        except (StoreUnavailableError, RedisError) as exc:
+            self._redis_failed(exc)
+            raws = [None] * len(ids)
+
+        misses: list[tuple[str, Entry | None]] = []
+        now = time.time()
+        for uid, key, raw in zip(ids, keys, raws, strict=True):
+            entry = self._decode(uid, key, raw)
+            if entry is None or not self._is_fresh(entry, now):
+                self._stats.count("misses", user_id=uid)
+                misses.append((uid, entry))
+                continue
+
+            value = self._serve(uid, entry, sequence, now)
+            if value is not None:
+                found[uid] = value
+        return misses
+
+    def _load_many(
+        self,
+        misses: list[tuple[str, Entry | None]],
+        found: dict[str, UserAttributes],
+        sequence: int,
+    ) -> None:
+        def load(uid: str, stale: Entry | None) -> None:
+            try:
+                value = self._load(uid, stale, sequence)
+            except AttributesUnavailableError:
+                logger.debug("left user %r out of get_many: unavailable", uid)
+                return
+            if value is not None:
+                found[uid] = value
+
+        if len(misses) == 1:
+            load(*misses[0])
+            return
+
+        with ThreadPoolExecutor(
+            max_workers=min(_MAX_BATCH_FETCHERS, len(misses)),
+            thread_name_prefix="rbac-abac-cache-batch",
+        ) as pool:
+            for future in [pool.submit(load, uid, stale) for uid, stale in misses]:
+                future.result()
+
+    def _serve(
+        self, uid: str, entry: Entry, sequence: int, now: float
+    ) -> UserAttributes | None:
+        value = entry.attributes
+        if value is None:
+            self._stats.count("negative_hits", user_id=uid)
+            return None
+
+        self._stats.count("hits_redis")
+        refresh_after = self._refresh_after
+        if refresh_after is not None and now - entry.fetched_at >= refresh_after:
+            self._refresh_in_background(uid)
+        self._remember(uid, entry, sequence, now)
+        return value
+
+    def _read(self, uid: str) -> Entry | None:
+        key = self._keys.entry(uid)
+        try:
+            raw = self._store.get(key)
+        except StoreUnavailableError as exc:
+            self._redis_failed(exc)
+            return None
+        return self._decode(uid, key, raw)
+
+    def _decode(self, uid: str, key: str, raw: bytes | None) -> Entry | None:
+        if raw is None:
+            return None
+
+        try:
+            return self._codec.decode(key, raw, uid)
+        except CorruptEntryError as exc:
+            self._stats.count("corrupt_entries", user_id=uid)
+            self._warn("ignored a corrupt entry for user %r: %s", uid, exc)
+            return None
+
+    def _is_fresh(self, entry: Entry, now: float) -> bool:
+        age = now - entry.fetched_at
+        if entry.attributes is None:
+            return age < self._negative_ttl
+        return age < self._ttl
+
+    # Filling misses
+
+    def _load(
+        self, uid: str, stale: Entry | None, sequence: int
+    ) -> UserAttributes | None:
+        try:
+            entry = self._flight.do(uid, lambda: self._fill(uid))
+        except FetchError as exc:
+            return self._serve_stale(uid, stale, exc)
+
+        if entry.attributes is not None:
+            self._remember(uid, entry, sequence, time.time())
+        return entry.attributes
+
+    def _fill(self, uid: str) -> Entry:
+        """Fetch the user once across processes, store and return the entry."""
+        entry_key = self._keys.entry(uid)
+        lock_key = self._keys.lock(uid)
+        generation_key = self._keys.generation(uid)
+        token = uuid.uuid4().hex
+
+        try:
+            acquired, raw, generation = self._store.lock_and_read(
+                lock_key, token, _ms(self.settings.lock_ttl), entry_key, generation_key
+            )
+        except (StoreUnavailableError, RedisError) as exc:
+            self._redis_failed(exc)
+            return self._fetch(uid)
+
+        current = self._decode(uid, entry_key, raw)
+        if current is not None and self._is_fresh(current, time.time()):
+            if acquired:
+                self._store.unlock(lock_key, token)
+            return current
+
+        if not acquired:
+            waited = self._wait_for_other_process(uid, entry_key, lock_key)
+            if waited is not None:
+                return waited
+            generation = self._current_generation(generation_key)
+
+        try:
+            entry = self._fetch(uid)
+            if generation is not None:
+                self._write(uid, entry, generation)
+        finally:
+            if acquired:
+                self._store.unlock(lock_key, token)
+        return entry
+
+    def _wait_for_other_process(
+        self, uid: str, entry_key: str, lock_key: str
+    ) -> Entry | None:
+        """Wait, briefly, for the lock holder's result; ``None`` if it never comes."""
+        self._stats.count("lock_waits", user_id=uid)
+        deadline = monotonic() + self.settings.lock_wait
+        delay = 0.002
+
+        while True:
+            remaining = deadline - monotonic()
+            if remaining <= 0:
+                logger.debug("gave up waiting for another fetch of user %r", uid)
+                return None
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, 0.02)
+
+            try:
+                raw, locked = self._store.poll(entry_key, lock_key)
+            except (StoreUnavailableError, RedisError) as exc:
+                self._redis_failed(exc)
+                return None
+
+            entry = self._decode(uid, entry_key, raw)
+            if entry is not None and self._is_fresh(entry, time.time()):
+                return entry
+            if not locked:
+                return None
+
+    def _current_generation(self, generation_key: str) -> str | None:
+        try:
+            return self._store.generation(generation_key)
+        except (StoreUnavailableError, RedisError) as exc:
+            self._redis_failed(exc)
+            return None
+
+    def _fetch(self, uid: str) -> Entry:
+        fetcher = self._shared.fetcher
+        if fetcher is None:
+            raise FetchError("no fetcher is configured, so misses cannot be filled")
+
+        self._stats.count("fetches", user_id=uid)
+        started = monotonic()
+        try:
+            value = call_fetcher(fetcher, uid, self.service_name)
+        except FetchError as exc:
+            self._stats.count("fetch_errors", user_id=uid, error=type(exc).__name__)
+            logger.debug("fetch of user %r failed: %s", uid, exc)
+            raise
+
+        logger.debug("fetched user %r in %.1f ms", uid, (monotonic() - started) * 1000)
+        if value is None:
+            self._stats.count("unknown_users", user_id=uid)
+            return Entry(None, time.time())
+        return Entry(value, min(value.fetched_at, time.time()))
+
+    def _serve_stale(
+        self, uid: str, stale: Entry | None, error: FetchError
+    ) -> UserAttributes:
+        now = time.time()
+        grace_end = self._ttl + self.settings.stale_grace
+        if (
+            stale is not None
+            and stale.attributes is not None
+            and now - stale.fetched_at < grace_end
+        ):
+            self._stats.count("stale_served", user_id=uid)
+            self._warn(
+                "serving stale attributes of user %r (%.0fs old): %s",
+                uid,
+                now - stale.fetched_at,
+                error,
+            )
+            return stale.attributes
+
+        self._stats.count("unavailable", user_id=uid)
+        raise AttributesUnavailableError(
+            f"attributes of user {uid!r} are unavailable: {error}",
+            retry_after=max(1.0, self.settings.redis_retry_interval),
+        ) from error
+
+    def _write(self, uid: str, entry: Entry, generation: str) -> None:
+        if entry.attributes is None and self._negative_ttl <= 0:
+            return
+
+        entry_key = self._keys.entry(uid)
+        try:
+            stored = self._store.write_if_generation(
+                entry_key,
+                self._keys.generation(uid),
+                generation,
+                self._encode(entry_key, uid, entry),
+                self._lifetime_ms(entry),
+            )
+        except (StoreUnavailableError, RedisError) as exc:
+            self._redis_failed(exc)
+            return
+
+        if not stored:
+            logger.debug("did not store user %r: changed during the fetch", uid)
+
+    def _encode(self, key: str, uid: str, entry: Entry) -> bytes:
+        if entry.attributes is None:
+            return self._codec.encode_unknown(key, uid, entry.fetched_at)
+        return self._codec.encode(key, entry)
+
+    def _lifetime_ms(self, entry: Entry) -> int:
+        if entry.attributes is None:
+            lifetime = self._negative_ttl
+        else:
+            lifetime = self._ttl + self.settings.stale_grace
+        jitter = 1.0 - self.settings.ttl_jitter * random.random()  # noqa: S311
+        return max(1, _ms(lifetime * jitter))
+
+    def _refresh_in_background(self, uid: str) -> None:
+        if self._shared.submit(
+            (self.service_name, uid), lambda: self._refresh_quietly(uid)
+        ):
+            self._stats.count("background_refreshes", user_id=uid)
+
+    def _refresh_quietly(self, uid: str) -> None:
+        """Refresh an entry past ``refresh_after`` unless another process is at it."""
+        entry_key = self._keys.entry(uid)
+        lock_key = self._keys.lock(uid)
+        token = uuid.uuid4().hex
+        try:
+            acquired, raw, generation = self._store.lock_and_read(
+                lock_key,
+                token,
+                _ms(self.settings.lock_ttl),
+                entry_key,
+                self._keys.generation(uid),
+            )
+        except (StoreUnavailableError, RedisError):
+            return
+
+        if not acquired:
+            return
+        try:
+            current = self._decode(uid, entry_key, raw)
+            refresh_after = self._refresh_after or self._ttl
+            if current is not None and time.time() - current.fetched_at < refresh_after:
+                return
+            self._write(uid, self._fetch(uid), generation)
+            self._announce(uid)
+        except FetchError:
+            logger.debug("background refresh of user %r failed", uid)
+        except RedisUnavailableError:
+            logger.debug("background refresh of user %r not announced", uid)
+        finally:
+            self._store.unlock(lock_key, token)
+
+    # The in-process tier
+
+    def _local_sequence(self) -> int:
+        return self._bus.sequence if self._bus is not None else 0
+
+    def _remember(self, uid: str, entry: Entry, sequence: int, now: float) -> None:
+        local, bus = self._local, self._bus
+        if local is None or bus is None or entry.attributes is None:
+            return
+
+        bus.ensure_listening()
+        if not bus.confirmed or bus.sequence != sequence:
+            return
+
+        remaining = entry.fetched_at + self._ttl - now
+        if remaining > 0:
+            local.put(uid, entry.attributes, remaining)
+
+    # Changes
+
+    def refresh(self, user_id: str | int) -> UserAttributes | None:
+        """Fetch the user now, store the result and tell every instance.
+
+        The cached entry is distrusted from this moment: fetches that
+        started earlier cannot overwrite the result, and if this fetch fails
+        the old entry is deleted rather than served as stale.
+
+        Returns:
+            The fresh attributes, or ``None`` if the identity provider does
+            not know the user.
+
+        Raises:
+            InvalidUserIdError: ``user_id`` is malformed.
+            FetchError: The fetcher failed.
+            RedisUnavailableError: The result could not be stored in Redis.
+        """
+        uid = normalize_user_id(user_id)
+        entry_key = self._keys.entry(uid)
+        generation_key = self._keys.generation(uid)
+
+        generation = self._change(
+            lambda: self._store.bump_generation(
+                entry_key, generation_key, self._generation_ttl_ms()
+            )
+        )
+        self._evict_in_process(uid)
+
+        try:
+            entry = self._fetch(uid)
+        except FetchError:
+            if generation is not None:
+                self._change(
+                    lambda: self._store.delete_if_generation(
+                        entry_key, generation_key, generation
+                    )
+                )
+            self._announce(uid)
+            raise
+
+        if generation is not None:
+            self._write(uid, entry, generation)
+        self._announce(uid)
+        if generation is None:
+            raise RedisUnavailableError(
+                f"refreshed user {uid!r} but could not store the result in Redis"
+            )
+        return entry.attributes
+
+    def invalidate(self, user_id: str | int) -> None:
+        """Delete the user's entry everywhere; the next read fetches it again.
+
+        Raises:
+            InvalidUserIdError: ``user_id`` is malformed.
+            RedisUnavailableError: Redis could not be reached, so other
+                instances may still hold the entry.
+        """
+        uid = normalize_user_id(user_id)
+        done = self._change(
+            lambda: self._store.bump_generation(
+                self._keys.entry(uid),
+                self._keys.generation(uid),
+                self._generation_ttl_ms(),
+                action="delete",
+            )
+        )
+        self._evict_in_process(uid)
+        self._announce(uid)
+        if done is None:
+            raise RedisUnavailableError(f"could not invalidate user {uid!r} in Redis")
+
+    def set(self, attributes: UserAttributes) -> None:
+        """Store ``attributes`` as the user's current entry and tell every instance.
+
+        Raises:
+            InvalidAttributesError: ``attributes`` is not a
+                :class:`UserAttributes` of this cache's service.
+            RedisUnavailableError: Redis could not be reached.
+        """
+        if not isinstance(attributes, UserAttributes):
+            raise InvalidAttributesError(
+                f"set() takes UserAttributes, not {type(attributes).__name__}"
+            )
+        if attributes.service_name != self.service_name:
+            raise InvalidAttributesError(
+                f"service_name: {attributes.service_name!r} is not this cache's "
+                f"service {self.service_name!r}"
+            )
+
+        uid = attributes.user_id
+        entry = Entry(attributes, attributes.fetched_at)
+        entry_key = self._keys.entry(uid)
+        done = self._change(
+            lambda: self._store.bump_generation(
+                entry_key,
+                self._keys.generation(uid),
+                self._generation_ttl_ms(),
+                action="set",
+                value=self._encode(entry_key, uid, entry),
+                ttl_ms=self._lifetime_ms(entry),
+            )
+        )
+        self._evict_in_process(uid)
+        self._announce(uid)
+        if done is None:
+            raise RedisUnavailableError(f"could not store user {uid!r} in Redis")
+
+    def _take_refresh_quota(self, user_id: str, limit: int, window: float) -> float:
+        """Count a refresh request; return 0, or seconds to wait when over ``limit``.
+
+        The count lives in Redis, so the limit holds across processes.
+
+        Raises:
+            RedisUnavailableError: Redis could not count the request.
+        """
+        key = self._keys.rate_limit(user_id)
+        try:
+            count, remaining_ms = self._store.count_in_window(key, _ms(window))
+        except (StoreUnavailableError, RedisError) as exc:
+            self._redis_failed(exc)
+            raise RedisUnavailableError(
+                "could not check the refresh rate limit"
+            ) from exc
+
+        if count <= limit:
+            return 0.0
+        return max(remaining_ms, 1) / 1000
+
+    def _change(self, operation: Any) -> Any:
+        """Run a Redis write; ``None`` when Redis could not take it."""
+        try:
+            result = operation()
+        except (StoreUnavailableError, RedisError) as exc:
+            self._redis_failed(exc)
+            return None
+        return "done" if result is None else result
+
+    def _evict_in_process(self, uid: str) -> None:
+        if self._local is not None:
+            self._local.evict(uid)
+        deliver_in_process(self._keys.channel, self.service_name, uid)
+
+    def _announce(self, uid: str) -> None:
+        self._stats.count("invalidations", user_id=uid)
+        self._evict_in_process(uid)
+        try:
+            self._store.publish(
+                self._keys.channel, encode_message(self.service_name, uid)
+            )
+        except (StoreUnavailableError, RedisError) as exc:
+            self._redis_failed(exc)
+
+    def _generation_ttl_ms(self) -> int:
+        # A generation must outlive every entry and fetch it could race with.
+        settings = self.settings
+        return _ms(settings.ttl + settings.stale_grace + settings.lock_ttl + 60)
+
+    # Diagnostics
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        self._stats.count("redis_errors", error=type(exc).__name__)
+        if isinstance(exc, RedisError):
+            self._warn("Redis command failed: %s", type(exc).__name__)
+
+    def _warn(self, message: str, *args: Any) -> None:
+        """Log a warning at most every few seconds, so an outage cannot flood logs."""
+        now = monotonic()
+        if now - self._last_warning >= _WARNING_INTERVAL:
+            self._last_warning = now
+            logger.warning(message, *args)
+        else:
+            logger.debug(message, *args)
+
+
+def _client(
+    redis: RedisClient | str, connection: ConnectionSettings
+) -> tuple[RedisClient, bool]:
+    if isinstance(redis, str):
+        return connect(
+            redis, cluster=connection.redis_cluster, timeout=connection.redis_timeout
+        ), True
+    return redis, False
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

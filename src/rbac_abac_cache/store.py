@@ -1,0 +1,290 @@
+"""Every Redis command the cache sends, and what happens when Redis fails.
+
+The store translates redis-py's errors at this boundary: connection errors
+and timeouts mark Redis down for ``retry_interval`` seconds and raise
+:class:`StoreUnavailableError`, so that the cache stops waiting on a dead server;
+other Redis errors on a read (a key of the wrong type, say) read as a miss.
+Writes that must happen together run as Lua scripts on keys that share one
+hash tag, so they are atomic on a single server and in a cluster alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from time import monotonic
+from typing import Any, Union
+
+import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+__all__ = ["RedisClient", "RedisStore", "StoreUnavailableError"]
+
+logger = logging.getLogger(__name__)
+
+RedisClient = Union["redis.Redis[Any]", "RedisCluster"]
+
+# Errors that say the server cannot be reached, as opposed to a bad command.
+_OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+# Store an entry only if the user's generation is still the one read before
+# the fetch: a refresh or invalidation that happened meanwhile wins.
+_WRITE_IF_GENERATION = """
+local current = redis.call('GET', KEYS[2]) or '0'
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+# Start a new generation, so that fetches already in flight cannot write.
+_BUMP_GENERATION = """
+local generation = redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+if ARGV[2] == 'delete' then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == 'set' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) end
+return generation
+"""
+
+_DELETE_IF_GENERATION = """
+local current = redis.call('GET', KEYS[2]) or '0'
+if current ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+
+# A fixed-window counter: the first hit in a window starts its expiry.
+_COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class StoreUnavailableError(Exception):
+    """Redis cannot be reached, or was marked down moments ago. Internal."""
+
+
+class _Health:
+    """Remembers that Redis failed, so requests skip it for a short while.
+
+    When the interval is over, the first request to ask becomes the probe:
+    the others keep skipping Redis until the probe succeeds.
+    """
+
+    def __init__(self, retry_interval: float) -> None:
+        self.retry_interval = retry_interval
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        self._last_warning = 0.0
+
+    def usable(self) -> bool:
+        if not self._down_until:
+            return True
+
+        with self._lock:
+            now = monotonic()
+            if now < self._down_until:
+                return False
+            self._down_until = now + self.retry_interval
+            return True
+
+    def failed(self, exc: BaseException) -> None:
+        with self._lock:
+            now = monotonic()
+            self._down_until = now + self.retry_interval
+            warn = now - self._last_warning >= 10.0
+            if warn:
+                self._last_warning = now
+
+        if warn:
+            logger.warning(
+                "Redis is unreachable (%s); serving without it for %.1fs at a time",
+                type(exc).__name__,
+                self.retry_interval,
+            )
+
+    def succeeded(self) -> None:
+        if self._down_until:
+            with self._lock:
+                recovered = self._down_until != 0.0
+                self._down_until = 0.0
+            if recovered:
+                logger.warning("Redis is reachable again")
+
+    @property
+    def down(self) -> bool:
+        return monotonic() < self._down_until
+
+
+class RedisStore:
+    """Reads and writes entries, generations and locks on one Redis client.
+
+    Args:
+        client: A ``redis.Redis`` or ``redis.cluster.RedisCluster``.
+        retry_interval: Seconds Redis is skipped after it failed.
+    """
+
+    def __init__(self, client: RedisClient, retry_interval: float) -> None:
+        self.client = client
+        self.health = _Health(retry_interval)
+        self.is_cluster = isinstance(client, RedisCluster)
+        self._write_if_generation = client.register_script(_WRITE_IF_GENERATION)
+        self._bump_generation = client.register_script(_BUMP_GENERATION)
+        self._delete_if_generation = client.register_script(_DELETE_IF_GENERATION)
+        self._release_lock = client.register_script(_RELEASE_LOCK)
+        self._count_in_window = client.register_script(_COUNT_IN_WINDOW)
+
+    def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        if not self.health.usable():
+            raise StoreUnavailableError("Redis was marked down")
+
+        try:
+            result = function(*args, **kwargs)
+        except _OUTAGE_ERRORS as exc:
+            self.health.failed(exc)
+            raise StoreUnavailableError(str(exc)) from exc
+
+        self.health.succeeded()
+        return result
+
+    def get(self, key: str) -> bytes | None:
+        """Return the value at ``key``; a value of the wrong type reads as junk."""
+        try:
+            return self._call(self.client.get, key)  # type: ignore[no-any-return]
+        except ResponseError:
+            return b"<not a string>"
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Return the values at ``keys`` in one round trip (per node in a cluster)."""
+        if self.is_cluster:
+            return self._call(self.client.mget_nonatomic, keys)  # type: ignore[no-any-return]
+
+        try:
+            return self._call(self.client.mget, keys)  # type: ignore[no-any-return]
+        except ResponseError:
+            return [self.get(key) for key in keys]
+
+    def lock_and_read(
+        self,
+        lock_key: str,
+        token: str,
+        ttl_ms: int,
+        entry_key: str,
+        generation_key: str,
+    ) -> tuple[bool, bytes | None, str]:
+        """Try to take the fetch lock and read the entry and generation, in one trip."""
+
+        def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(lock_key, token, nx=True, px=ttl_ms)
+            pipe.get(entry_key)
+            pipe.get(generation_key)
+            return pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+
+        acquired, raw, generation = self._call(run)
+        if isinstance(raw, Exception):
+            raw = b"<not a string>"
+        return acquired is True, raw, _generation(generation)
+
+    def poll(self, entry_key: str, lock_key: str) -> tuple[bytes | None, bool]:
+        """Return the entry and whether the lock is still held, in one trip."""
+
+        def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(entry_key)
+            pipe.exists(lock_key)
+            return pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+
+        raw, locked = self._call(run)
+        if isinstance(raw, Exception):
+            raw = b"<not a string>"
+        return raw, bool(locked)
+
+    def generation(self, generation_key: str) -> str:
+        """Return the user's current generation ("0" when there is none)."""
+        try:
+            return _generation(self._call(self.client.get, generation_key))
+        except ResponseError:
+            return "junk"
+
+    def unlock(self, lock_key: str, token: str) -> None:
+        """Release the fetch lock if this token still holds it."""
+        try:
+            self._call(self._release_lock, keys=[lock_key], args=[token])
+        except (StoreUnavailableError, RedisError):
+            logger.debug("could not release %s; it expires by itself", lock_key)
+
+    def write_if_generation(
+        self,
+        entry_key: str,
+        generation_key: str,
+        generation: str,
+        value: bytes,
+        ttl_ms: int,
+    ) -> bool:
+        """Store ``value`` unless the generation moved on; return whether stored."""
+        stored = self._call(
+            self._write_if_generation,
+            keys=[entry_key, generation_key],
+            args=[generation, value, ttl_ms],
+        )
+        return bool(stored)
+
+    def bump_generation(
+        self,
+        entry_key: str,
+        generation_key: str,
+        generation_ttl_ms: int,
+        *,
+        action: str = "keep",
+        value: bytes = b"",
+        ttl_ms: int = 0,
+    ) -> str:
+        """Start a new generation; ``action`` may also delete or set the entry."""
+        generation = self._call(
+            self._bump_generation,
+            keys=[entry_key, generation_key],
+            args=[generation_ttl_ms, action, value, ttl_ms],
+        )
+        return str(generation)
+
+    def delete_if_generation(
+        self, entry_key: str, generation_key: str, generation: str
+    ) -> None:
+        """Delete the entry unless the generation moved on."""
+        self._call(
+            self._delete_if_generation,
+            keys=[entry_key, generation_key],
+            args=[generation],
+        )
+
+    def count_in_window(self, key: str, window_ms: int) -> tuple[int, int]:
+        """Count one hit in the window at ``key``; return the count and ms left."""
+        count, remaining = self._call(
+            self._count_in_window, keys=[key], args=[window_ms]
+        )
+        return int(count), int(remaining)
+
+    def publish(self, channel: str, message: bytes) -> None:
+        """Publish ``message`` on ``channel``."""
+        self._call(self.client.publish, channel, message)
+
+
+def _generation(value: Any) -> str:
+    if value is None:
+        return "0"
+    if isinstance(value, bytes):
+        return value.decode("ascii", "replace")
+    return str(value)
