@@ -471,13 +471,18 @@ class AttributeCache:
             return None
         return self._decode(uid, key, raw)
 
-    def _decode(self, uid: str, key: str, raw: bytes | None) -> Entry | None:
+    def _decode(
+        self, uid: str, key: str, raw: bytes | None, *, report: bool = True
+    ) -> Entry | None:
+        """Decode an entry; a corrupt one is a miss, reported unless already seen."""
         if raw is None:
             return None
 
         try:
             return self._codec.decode(key, raw, uid)
         except CorruptEntryError as exc:
+            if not report:
+                return None
             self._stats.count("corrupt_entries", user_id=uid)
             self._warn("ignored a corrupt entry for user %r: %s", uid, exc)
             return None
@@ -509,6 +514,7 @@ class AttributeCache:
         generation_key = self._keys.generation(uid)
         token = uuid.uuid4().hex
 
+        generation: str | None
         try:
             acquired, raw, generation = self._store.lock_and_read(
                 lock_key, token, _ms(self.settings.lock_ttl), entry_key, generation_key
@@ -517,7 +523,7 @@ class AttributeCache:
             self._redis_failed(exc)
             return self._fetch(uid)
 
-        current = self._decode(uid, entry_key, raw)
+        current = self._decode(uid, entry_key, raw, report=False)
         if current is not None and self._is_fresh(current, time.time()):
             if acquired:
                 self._store.unlock(lock_key, token)
@@ -560,7 +566,7 @@ class AttributeCache:
                 self._redis_failed(exc)
                 return None
 
-            entry = self._decode(uid, entry_key, raw)
+            entry = self._decode(uid, entry_key, raw, report=False)
             if entry is not None and self._is_fresh(entry, time.time()):
                 return entry
             if not locked:
@@ -676,7 +682,7 @@ class AttributeCache:
         if not acquired:
             return
         try:
-            current = self._decode(uid, entry_key, raw)
+            current = self._decode(uid, entry_key, raw, report=False)
             refresh_after = self._refresh_after or self._ttl
             if current is not None and time.time() - current.fetched_at < refresh_after:
                 return

@@ -149,7 +149,7 @@ class InvalidationBus:
                 self._stopping.wait(delay)
 
     def _listen_once(self) -> None:
-        pubsub = self.client.pubsub()
+        pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self.channel)
             while not self._stopping.is_set():

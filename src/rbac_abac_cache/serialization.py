@@ -160,7 +160,7 @@ class EntryCodec:
         if data.get("service_name") != self.service_name:
             raise CorruptEntryError("entry belongs to another service")
 
-        fetched_at = data.get("fetched_at")
+        fetched_at: Any = data.get("fetched_at")
         if type(fetched_at) not in (int, float) or not math.isfinite(fetched_at):
             raise CorruptEntryError("entry has no valid fetched_at")
 

@@ -26,7 +26,7 @@ __all__ = ["RedisClient", "RedisStore", "StoreUnavailableError"]
 
 logger = logging.getLogger(__name__)
 
-RedisClient = Union["redis.Redis[Any]", "RedisCluster"]
+RedisClient = Union["redis.Redis", "RedisCluster"]
 
 # Errors that say the server cannot be reached, as opposed to a bad command.
 _OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -169,7 +169,8 @@ class RedisStore:
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values at ``keys`` in one round trip (per node in a cluster)."""
         if self.is_cluster:
-            return self._call(self.client.mget_nonatomic, keys)  # type: ignore[no-any-return]
+            cluster: RedisCluster = self.client  # type: ignore[assignment]
+            return self._call(cluster.mget_nonatomic, keys)  # type: ignore[no-any-return]
 
         try:
             return self._call(self.client.mget, keys)  # type: ignore[no-any-return]
@@ -191,7 +192,7 @@ class RedisStore:
             pipe.set(lock_key, token, nx=True, px=ttl_ms)
             pipe.get(entry_key)
             pipe.get(generation_key)
-            return pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+            return pipe.execute(raise_on_error=False)
 
         acquired, raw, generation = self._call(run)
         if isinstance(raw, Exception):
@@ -205,7 +206,7 @@ class RedisStore:
             pipe = self.client.pipeline(transaction=False)
             pipe.get(entry_key)
             pipe.exists(lock_key)
-            return pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+            return pipe.execute(raise_on_error=False)
 
         raw, locked = self._call(run)
         if isinstance(raw, Exception):
