@@ -328,18 +328,24 @@ class AttributeCache:
         if local is not None and type(user_id) is str:
             value = local.get(user_id)
             if value is not None:
-                self._stats.count("hits_local")
+                self._count_local_hit(value)
                 return value
 
         uid = normalize_user_id(user_id)
         if local is not None and uid is not user_id:
             value = local.get(uid)
             if value is not None:
-                self._stats.count("hits_local")
+                self._count_local_hit(value)
                 return value
 
         auto = self.auto_refresh if auto_refresh is None else auto_refresh
         return self._get(uid, auto)
+
+    def _count_local_hit(self, value: UserAttributes) -> None:
+        stats = self._stats
+        stats.hits_local += 1
+        if stats.hook is not None:
+            stats.report("hits_local", {"user_id": value.user_id})
 
     def _get(self, uid: str, auto_refresh: bool) -> UserAttributes | None:
         sequence = self._local_sequence()
@@ -393,7 +399,7 @@ class AttributeCache:
             if value is None:
                 remaining.append(uid)
             else:
-                self._stats.count("hits_local")
+                self._count_local_hit(value)
                 found[uid] = value
         return remaining
 
@@ -455,7 +461,10 @@ class AttributeCache:
             self._stats.count("negative_hits", user_id=uid)
             return None
 
-        self._stats.count("hits_redis")
+        stats = self._stats
+        stats.hits_redis += 1
+        if stats.hook is not None:
+            stats.report("hits_redis", {"user_id": uid})
         refresh_after = self._refresh_after
         if refresh_after is not None and now - entry.fetched_at >= refresh_after:
             self._refresh_in_background(uid)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from contextlib import suppress
 from time import monotonic
 
 from .attributes import UserAttributes
@@ -46,8 +45,10 @@ class LocalTier:
         if item[0] > monotonic():
             # The lookup is deliberately lock-free; a concurrent eviction of
             # this key only means the LRU order is not updated this once.
-            with suppress(KeyError):
+            try:  # noqa: SIM105 - contextlib.suppress costs more than the lookup
                 self._data.move_to_end(user_id)
+            except KeyError:
+                pass
             return item[1]
 
         with self._lock:

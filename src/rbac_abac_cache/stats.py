@@ -34,30 +34,48 @@ EventHook = Callable[[str, Mapping[str, Any]], None]
 
 
 class Stats:
-    """Thread-safe counters, one per name in :data:`EVENTS`.
+    """Counters, one per name in :data:`EVENTS`.
+
+    The two hit counters are plain attributes that the cache increments
+    inline, because a local-tier hit is cheaper than taking a lock; under
+    the GIL such an increment is not interrupted in practice, but the hit
+    counts are best-effort. Every other counter is updated under a lock.
 
     Args:
         hook: Called as ``hook(event, details)`` for every event, for
             metrics. Its exceptions are logged and otherwise ignored.
     """
 
+    __slots__ = ("_counts", "_lock", "hits_local", "hits_redis", "hook")
+
     def __init__(self, hook: EventHook | None = None) -> None:
         self._counts = dict.fromkeys(EVENTS, 0)
         self._lock = threading.Lock()
-        self._hook = hook
+        self.hook = hook
+        self.hits_local = 0
+        self.hits_redis = 0
 
     def count(self, event: str, **details: Any) -> None:
         """Add one to ``event`` and report it to the hook."""
         with self._lock:
             self._counts[event] += 1
 
-        if self._hook is not None:
-            try:
-                self._hook(event, MappingProxyType(details))
-            except Exception:
-                logger.exception("event hook failed for %s", event)
+        if self.hook is not None:
+            self.report(event, details)
+
+    def report(self, event: str, details: Mapping[str, Any]) -> None:
+        """Call the hook for ``event``, never letting it break the caller."""
+        if self.hook is None:
+            return
+        try:
+            self.hook(event, MappingProxyType(dict(details)))
+        except Exception:
+            logger.exception("event hook failed for %s", event)
 
     def snapshot(self) -> Mapping[str, int]:
         """Return a read-only copy of the counters."""
         with self._lock:
-            return MappingProxyType(dict(self._counts))
+            counts = dict(self._counts)
+        counts["hits_local"] = self.hits_local
+        counts["hits_redis"] = self.hits_redis
+        return MappingProxyType(counts)

@@ -140,6 +140,9 @@ class RedisStore:
         self.client = client
         self.health = _Health(retry_interval)
         self.is_cluster = isinstance(client, RedisCluster)
+        # Only a plain client gets the lean path: subclasses (fakeredis,
+        # instrumented clients) may rely on the generic command path.
+        self._get: Any = self._lean_get if type(client) is redis.Redis else client.get
         self._write_if_generation = client.register_script(_WRITE_IF_GENERATION)
         self._bump_generation = client.register_script(_BUMP_GENERATION)
         self._delete_if_generation = client.register_script(_DELETE_IF_GENERATION)
@@ -162,9 +165,37 @@ class RedisStore:
     def get(self, key: str) -> bytes | None:
         """Return the value at ``key``; a value of the wrong type reads as junk."""
         try:
-            return self._call(self.client.get, key)  # type: ignore[no-any-return]
+            return self._call(self._get, key)  # type: ignore[no-any-return]
         except ResponseError:
             return b"<not a string>"
+
+    def _lean_get(self, key: str) -> Any:
+        """GET on a pooled connection, without redis-py's per-command layers.
+
+        A cache hit is one small command, and redis-py's generic command path
+        (retry wrapper, command lookup, response callbacks) costs a third of
+        its time. This keeps the pool, TLS and the parser, and retries once on
+        a fresh connection as the client's own retry would.
+        """
+        client: redis.Redis = self.client  # type: ignore[assignment]
+        pool = client.connection_pool
+        connection = pool.get_connection()
+        try:
+            try:
+                connection.send_command("GET", key)
+                return connection.read_response()
+            except _OUTAGE_ERRORS:
+                connection.disconnect()
+                connection.send_command("GET", key)
+                return connection.read_response()
+        except ResponseError:
+            raise
+        except BaseException:
+            # The reply may still be in flight; never reuse the connection.
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values at ``keys`` in one round trip (per node in a cluster)."""
