@@ -179,7 +179,7 @@ class RedisStore:
         """
         client: redis.Redis = self.client  # type: ignore[assignment]
         pool = client.connection_pool
-        connection = pool.get_connection()
+        connection: Any = pool.get_connection()
         try:
             try:
                 connection.send_command("GET", key)
