@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from rbac_abac_cache import AttributeCache, RedisUnavailableError
+from rbac_abac_cache import (
+    AttributeCache,
+    AttributesUnavailableError,
+    HttpIdentityProvider,
+    RedisUnavailableError,
+)
 
 from .conftest import CountingFetcher
 from .redis_server import RedisServer
@@ -178,3 +185,82 @@ def test_a_dead_redis_costs_milliseconds_not_seconds(fetcher: CountingFetcher) -
         assert cache.get("1") is not None
     assert time.monotonic() - began < 2.0
     cache.close()
+
+
+class _Provider(BaseHTTPRequestHandler):
+    """An identity provider whose behaviour the test switches: ok, error, hang."""
+
+    mode = "ok"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.mode == "hang":
+            time.sleep(2)
+        if self.mode in ("error", "hang"):
+            self.send_response(500)
+            self.end_headers()
+            return
+
+        user_id = self.path.split("/")[3]
+        body = json.dumps(
+            {
+                "user_id": user_id,
+                "service_name": "billing_api",
+                "roles": ["admin"],
+                "permissions": ["invoices.*"],
+                "attributes": {},
+            }
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def provider() -> Any:
+    """A real HTTP identity provider on a loopback port, stopped after the test."""
+    handler = type("Handler", (_Provider,), {"mode": "ok"})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, handler
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.mark.parametrize("mode", ["error", "hang", "stopped"])
+def test_identity_provider_outage_serves_stale_then_refuses(
+    real_redis: Any, provider: Any, mode: str
+) -> None:
+    """IdP failing, hanging or gone: stale within grace, unavailable past it or cold."""
+    server, handler = provider
+    url = f"http://127.0.0.1:{server.server_port}"
+    idp = HttpIdentityProvider(url, timeout=0.3, retries=1, total_timeout=1.0)
+    cache = AttributeCache(
+        real_redis, idp, service_name="billing_api", ttl=0.3, stale_grace=1.5
+    )
+    assert cache.get("1").has_role("admin")
+    time.sleep(0.35)
+
+    if mode == "stopped":
+        server.shutdown()
+        server.server_close()
+    else:
+        handler.mode = mode
+
+    began = time.monotonic()
+    assert cache.get("1").has_role("admin")
+    assert time.monotonic() - began < 2.5
+    assert cache.stats()["stale_served"] == 1
+    with pytest.raises(AttributesUnavailableError):
+        cache.get("cold-user")
+
+    time.sleep(1.6)
+    with pytest.raises(AttributesUnavailableError):
+        cache.get("1")
+    idp.close()
