@@ -1,4 +1,4 @@
-"""AttributeCache: reads, fills, changes and bad input, on fakeredis and a real server."""
+"""AttributeCache: reads, fills, changes and bad input, on fake and real Redis."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def test_bad_ids_are_rejected_before_any_fetch(
 
 
 def test_unusual_ids_work_and_never_collide(make_cache: Any, any_redis: Any) -> None:
-    """Ids with separators, wildcards, braces, spaces and non-ASCII get their own keys."""
+    """Ids with separators, wildcards, braces, spaces or non-ASCII get own keys."""
     ids = [
         "a:b",
         "a",
@@ -185,7 +185,7 @@ JUNK = {
 def test_junk_in_redis_is_refetched_and_overwritten(
     make_cache: Any, any_redis: Any, fetcher: CountingFetcher, junk: str
 ) -> None:
-    """Whatever sits under the key, the user gets correct attributes and the key is mended."""
+    """Whatever sits under the key, the user gets correct attributes; key mended."""
     cache = make_cache()
     any_redis.set(cache.key_for("1"), JUNK[junk])
 
@@ -403,7 +403,7 @@ def test_expired_entry_is_refreshed_on_read(
 def test_stale_entry_served_within_grace_when_fetch_fails(
     make_cache: Any, fetcher: CountingFetcher
 ) -> None:
-    """Past ttl but within stale_grace, a failing fetcher means the old entry is served."""
+    """Past ttl but within stale_grace, a failing fetcher gets the old entry served."""
     cache = make_cache(ttl=0.2, stale_grace=30)
     cache.get("1")
     time.sleep(0.25)

@@ -192,7 +192,7 @@ class _Provider(BaseHTTPRequestHandler):
 
     mode = "ok"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.mode == "hang":
             time.sleep(2)
         if self.mode in ("error", "hang"):
