@@ -203,6 +203,12 @@ class UserAttributes:
             if name not in data:
                 raise InvalidAttributesError(f"{name}: field is missing")
 
+        if not isinstance(data["attributes"], Mapping):
+            raise InvalidAttributesError(
+                "attributes: must be a JSON object, "
+                f"not {type(data['attributes']).__name__}"
+            )
+
         return cls(
             user_id=data["user_id"],
             service_name=data["service_name"],
@@ -238,13 +244,13 @@ def _strings(values: Iterable[str], name: str) -> frozenset[str]:
             f"{name}: must be a collection of strings, not {type(values).__name__}"
         )
 
-    result = frozenset(values)
-    for value in result:
+    values = list(values)
+    for value in values:
         if not isinstance(value, str) or not value:
             raise InvalidAttributesError(
                 f"{name}: every entry must be a non-empty string"
             )
-    return result
+    return frozenset(values)
 
 
 def _timestamp(value: object) -> float:

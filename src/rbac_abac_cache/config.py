@@ -150,9 +150,13 @@ def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigurationError(f"{name} must be a number, not {type(value).__name__}")
 
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
         raise ConfigurationError(f"{name}={value!r} must be finite")
-    return float(value)
+    return number
 
 
 def seconds(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .attributes import UserAttributes
+from .attributes import UserAttributes, thaw_json
 
 __all__ = [
     "Rule",
@@ -133,7 +133,7 @@ def same_attribute(name: str, resource_field: str | None = None) -> Rule:
         theirs = _resource_value(resource, field)
         if mine is _MISSING or theirs is _MISSING or mine is None:
             return False
-        return bool(mine == theirs)
+        return bool(thaw_json(mine) == theirs)
 
     return Rule(check, f"attribute {name!r} equal to the resource's {field!r}")
 
@@ -161,9 +161,9 @@ def _matches(actual: Any, expected: Any) -> bool:
         return False
     if isinstance(actual, tuple) and not isinstance(expected, (list, tuple)):
         return expected in actual
-    if isinstance(expected, list):
-        expected = tuple(expected)
-    return bool(actual == expected)
+    if isinstance(expected, tuple):
+        expected = list(expected)
+    return bool(thaw_json(actual) == thaw_json(expected))
 
 
 def _resource_value(resource: Any, field: str) -> Any:

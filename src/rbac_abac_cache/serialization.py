@@ -37,6 +37,7 @@ _SIG_HEAD = b'{"sig":"'
 _SIG_MIDDLE = b'","entry":'
 _SIG_LENGTH = 64
 _BODY_START = len(_SIG_HEAD) + _SIG_LENGTH + len(_SIG_MIDDLE)
+_MAX_DEPTH = 32
 
 
 class CorruptEntryError(Exception):
@@ -151,8 +152,9 @@ class EntryCodec:
         if type(data) is not dict:
             raise CorruptEntryError("entry is not a JSON object")
 
-        if data.get("v") != FORMAT_VERSION:
-            raise CorruptEntryError(f"entry has format version {data.get('v')!r}")
+        version = data.get("v")
+        if type(version) is not int or version != FORMAT_VERSION:
+            raise CorruptEntryError(f"entry has format version {version!r}")
 
         if data.get("user_id") != user_id:
             raise CorruptEntryError("entry belongs to another user")
@@ -161,7 +163,11 @@ class EntryCodec:
             raise CorruptEntryError("entry belongs to another service")
 
         fetched_at: Any = data.get("fetched_at")
-        if type(fetched_at) not in (int, float) or not math.isfinite(fetched_at):
+        if (
+            type(fetched_at) not in (int, float)
+            or not math.isfinite(fetched_at)
+            or fetched_at < 0
+        ):
             raise CorruptEntryError("entry has no valid fetched_at")
 
         if data.get("unknown") is True:
@@ -194,11 +200,16 @@ def _strings(value: Any, name: str) -> frozenset[str]:
     return frozenset(value)
 
 
-def _freeze(value: Any) -> Any:
+def _freeze(value: Any, depth: int = 0) -> Any:
     """Make decoded JSON read-only; it is already known to be valid JSON."""
     kind = type(value)
+    if kind is not dict and kind is not list:
+        return value
+
+    if depth >= _MAX_DEPTH:
+        raise CorruptEntryError(f"entry attributes nest deeper than {_MAX_DEPTH}")
     if kind is dict:
-        return MappingProxyType({key: _freeze(item) for key, item in value.items()})
-    if kind is list:
-        return tuple(_freeze(item) for item in value)
-    return value
+        return MappingProxyType(
+            {key: _freeze(item, depth + 1) for key, item in value.items()}
+        )
+    return tuple(_freeze(item, depth + 1) for item in value)

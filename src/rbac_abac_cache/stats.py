@@ -57,8 +57,13 @@ class Stats:
 
     def count(self, event: str, **details: Any) -> None:
         """Add one to ``event`` and report it to the hook."""
-        with self._lock:
-            self._counts[event] += 1
+        if event == "hits_local":
+            self.hits_local += 1
+        elif event == "hits_redis":
+            self.hits_redis += 1
+        else:
+            with self._lock:
+                self._counts[event] += 1
 
         if self.hook is not None:
             self.report(event, details)
