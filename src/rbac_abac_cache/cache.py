@@ -137,13 +137,14 @@ class AttributeCache:
         ttl: Seconds an entry is served without asking the fetcher.
             ``None`` reads ``RBAC_ABAC_CACHE_TTL``, else 86400.
         auto_refresh: Whether :meth:`get` fills a miss from the fetcher.
+        refresh_after, stale_grace, negative_ttl, local_ttl, local_maxsize,
+        key_prefix, ttl_jitter, lock_ttl, lock_wait, redis_retry_interval,
+        refresh_workers, max_entry_bytes, signing_key: The tuning settings,
+            documented once in :class:`~rbac_abac_cache.config.CacheSettings`.
+            Each one left as ``None`` is read from its environment variable
+            (``RBAC_ABAC_CACHE_<NAME>``), else takes its default.
         on_event: Called as ``on_event(name, details)`` for every counted
             event (see :meth:`stats`), for metrics.
-        **knobs: The other settings of
-            :class:`~rbac_abac_cache.config.CacheSettings` (``refresh_after``,
-            ``stale_grace``, ``negative_ttl``, ``local_ttl``, ...). Each one
-            left out, or ``None``, is read from its environment variable,
-            else takes its documented default.
 
     Raises:
         ConfigurationError: A setting is malformed or cannot work; the
@@ -158,12 +159,39 @@ class AttributeCache:
         ttl: float | None = None,
         auto_refresh: bool = True,
         *,
+        refresh_after: float | None = None,
+        stale_grace: float | None = None,
+        negative_ttl: float | None = None,
+        local_ttl: float | None = None,
+        local_maxsize: int | None = None,
+        key_prefix: str | None = None,
+        ttl_jitter: float | None = None,
+        lock_ttl: float | None = None,
+        lock_wait: float | None = None,
+        redis_retry_interval: float | None = None,
+        refresh_workers: int | None = None,
+        max_entry_bytes: int | None = None,
+        signing_key: str | None = None,
         on_event: EventHook | None = None,
-        **knobs: Any,
     ) -> None:
-        settings, connection = load_settings(
-            {"service_name": service_name, "ttl": ttl, **knobs}, [environ_source()]
-        )
+        overrides = {
+            "service_name": service_name,
+            "ttl": ttl,
+            "refresh_after": refresh_after,
+            "stale_grace": stale_grace,
+            "negative_ttl": negative_ttl,
+            "local_ttl": local_ttl,
+            "local_maxsize": local_maxsize,
+            "key_prefix": key_prefix,
+            "ttl_jitter": ttl_jitter,
+            "lock_ttl": lock_ttl,
+            "lock_wait": lock_wait,
+            "redis_retry_interval": redis_retry_interval,
+            "refresh_workers": refresh_workers,
+            "max_entry_bytes": max_entry_bytes,
+            "signing_key": signing_key,
+        }
+        settings, connection = load_settings(overrides, [environ_source()])
         client, owns_client = _client(redis, connection)
         shared = _Shared(client, owns_client, fetcher, settings)
         self._setup(settings, shared, auto_refresh, on_event)
