@@ -59,7 +59,7 @@ from .exceptions import (
     InvalidUserIdError,
     RedisUnavailableError,
 )
-from .keys import normalize_user_id
+from .keys import KeySpace, normalize_user_id
 from .store import RedisClient
 
 __all__ = [
@@ -538,7 +538,8 @@ def _redis_report(session: _Session) -> dict[str, Any]:
     """Ping Redis and count the service's entries, within a bounded time."""
     ping = _ping(session)
     client = session.cache.redis
-    pattern = _entry_pattern(session.settings)
+    settings = session.settings
+    pattern = KeySpace(settings.key_prefix, settings.service_name).entry_pattern()
     count, complete = _count_keys(client, pattern)
     return {
         "reachable": True,
@@ -546,12 +547,6 @@ def _redis_report(session: _Session) -> dict[str, Any]:
         "version": _server_version(client),
         "entries": {"count": count, "complete": complete, "pattern": pattern},
     }
-
-
-def _entry_pattern(settings: CacheSettings) -> str:
-    # The layout of keys.KeySpace.entry(); prefix and service name contain
-    # no glob characters, and user ids are percent-encoded inside the tag.
-    return f"{settings.key_prefix}:{{{settings.service_name}:*}}:attrs"
 
 
 def _count_keys(client: RedisClient, pattern: str) -> tuple[int, bool]:

@@ -123,6 +123,14 @@ class KeySpace:
         """The key of the user's cached entry."""
         return self._tag(user_id) + ":attrs"
 
+    def entry_pattern(self) -> str:
+        """A ``SCAN MATCH`` pattern for every entry of this service.
+
+        Prefixes and service names hold no glob characters, and user ids are
+        percent-encoded, so the pattern matches entries and nothing else.
+        """
+        return f"{self.prefix}:{{{self.service_name}:*}}:attrs"
+
     def lock(self, user_id: str) -> str:
         """The key of the short lock held while one process fetches the user."""
         return self._tag(user_id) + ":lock"
