@@ -1,0 +1,1 @@
+"""Management commands of the adapter: ``rbac_refresh`` and ``rbac_invalidate``."""
