@@ -1,0 +1,1 @@
+"""Tests of :mod:`rbac_abac_cache.contrib.flask`."""
