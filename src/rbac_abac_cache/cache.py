@@ -868,14 +868,16 @@ class AttributeCache:
         """
         key = self._keys.rate_limit(user_id)
         try:
-            count, remaining_ms = self._store.count_in_window(key, _ms(window))
+            allowed, remaining_ms = self._store.take_from_window(
+                key, limit, _ms(window)
+            )
         except (StoreUnavailableError, RedisError) as exc:
             self._redis_failed(exc)
             raise RedisUnavailableError(
                 "could not check the refresh rate limit"
             ) from exc
 
-        if count <= limit:
+        if allowed:
             return 0.0
         return max(remaining_ms, 1) / 1000
 

@@ -146,13 +146,19 @@ def requirement(
     """One rule for the decorators: all ``permissions``, any of ``roles``, and
     every expected attribute. An empty requirement only demands a known user.
     """
-    rule = Rule(lambda user, _: True, "a known user")
+    rules = []
     if permissions:
-        rule = rule & has_all_permissions(*permissions)
+        rules.append(has_all_permissions(*permissions))
     if roles:
-        rule = rule & has_any_role(*roles)
+        rules.append(has_any_role(*roles))
     if attributes:
-        rule = rule & attribute_equals(**attributes)
+        rules.append(attribute_equals(**attributes))
+    if not rules:
+        return Rule(lambda user, _: True, "a known user")
+
+    rule = rules[0]
+    for other in rules[1:]:
+        rule = rule & other
     return rule
 
 
