@@ -21,7 +21,7 @@ import weakref
 from typing import Any
 
 import orjson
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .local import LocalTier
 from .store import RedisClient
@@ -31,6 +31,10 @@ __all__ = ["InvalidationBus"]
 logger = logging.getLogger(__name__)
 
 _RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
+# Failures that end one subscription but not the listener: redis-py's errors,
+# a cluster client's, and the TypeError redis-py raises when the client is
+# closed while the listener is reading.
+_LISTENER_ERRORS = (RedisError, RedisClusterException, OSError, ValueError, TypeError)
 _live_buses: weakref.WeakSet[InvalidationBus] = weakref.WeakSet()
 
 
@@ -136,9 +140,11 @@ class InvalidationBus:
             try:
                 self._listen_once()
                 failures = 0
-            except (RedisError, OSError, ValueError) as exc:
+            except _LISTENER_ERRORS as exc:
                 self._confirmed.clear()
                 self._sequence += 1
+                if self._stopping.is_set():
+                    return
                 if failures == 0:
                     logger.warning(
                         "invalidation subscription lost (%s); local tier paused",

@@ -18,8 +18,13 @@ from typing import Any, Union
 
 import redis
 from redis.cluster import RedisCluster
+from redis.exceptions import (
+    ClusterError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["RedisClient", "RedisStore", "StoreUnavailableError"]
@@ -29,7 +34,15 @@ logger = logging.getLogger(__name__)
 RedisClient = Union["redis.Redis", "RedisCluster"]
 
 # Errors that say the server cannot be reached, as opposed to a bad command.
-_OUTAGE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+# A cluster reports a down cluster or an unserved slot with errors of its own
+# (ClusterDownError is also a ResponseError, so it must be matched first).
+_OUTAGE_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterError,
+    RedisClusterException,
+    OSError,
+)
 
 # Store an entry only if the user's generation is still the one read before
 # the fetch: a refresh or invalidation that happened meanwhile wins.
@@ -55,15 +68,19 @@ if current ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])
 """
 
-# A fixed-window counter: the first hit in a window starts its expiry.
-_COUNT_IN_WINDOW = """
-local count = redis.call('INCR', KEYS[1])
+# A fixed-window counter: the first hit in a window starts its expiry. A hit
+# over the limit is refused without being counted, so refusals change nothing.
+_TAKE_FROM_WINDOW = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 local ttl = redis.call('PTTL', KEYS[1])
+if count >= tonumber(ARGV[2]) and ttl > 0 then return {0, ttl} end
+count = redis.call('INCR', KEYS[1])
+ttl = redis.call('PTTL', KEYS[1])
 if ttl < 0 then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
   ttl = tonumber(ARGV[1])
 end
-return {count, ttl}
+return {1, ttl}
 """
 
 _RELEASE_LOCK = """
@@ -147,7 +164,7 @@ class RedisStore:
         self._bump_generation = client.register_script(_BUMP_GENERATION)
         self._delete_if_generation = client.register_script(_DELETE_IF_GENERATION)
         self._release_lock = client.register_script(_RELEASE_LOCK)
-        self._count_in_window = client.register_script(_COUNT_IN_WINDOW)
+        self._take_from_window = client.register_script(_TAKE_FROM_WINDOW)
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.health.usable():
@@ -223,7 +240,7 @@ class RedisStore:
             pipe.set(lock_key, token, nx=True, px=ttl_ms)
             pipe.get(entry_key)
             pipe.get(generation_key)
-            return pipe.execute(raise_on_error=False)
+            return _raise_outage(pipe.execute(raise_on_error=False))
 
         acquired, raw, generation = self._call(run)
         if isinstance(raw, Exception):
@@ -237,7 +254,7 @@ class RedisStore:
             pipe = self.client.pipeline(transaction=False)
             pipe.get(entry_key)
             pipe.exists(lock_key)
-            return pipe.execute(raise_on_error=False)
+            return _raise_outage(pipe.execute(raise_on_error=False))
 
         raw, locked = self._call(run)
         if isinstance(raw, Exception):
@@ -302,16 +319,30 @@ class RedisStore:
             args=[generation],
         )
 
-    def count_in_window(self, key: str, window_ms: int) -> tuple[int, int]:
-        """Count one hit in the window at ``key``; return the count and ms left."""
-        count, remaining = self._call(
-            self._count_in_window, keys=[key], args=[window_ms]
+    def take_from_window(
+        self, key: str, limit: int, window_ms: int
+    ) -> tuple[bool, int]:
+        """Count one hit in the window at ``key`` unless ``limit`` is reached.
+
+        Returns:
+            Whether the hit was allowed, and the milliseconds left in the window.
+        """
+        allowed, remaining = self._call(
+            self._take_from_window, keys=[key], args=[window_ms, limit]
         )
-        return int(count), int(remaining)
+        return bool(allowed), int(remaining)
 
     def publish(self, channel: str, message: bytes) -> None:
         """Publish ``message`` on ``channel``."""
         self._call(self.client.publish, channel, message)
+
+
+def _raise_outage(results: list[Any]) -> list[Any]:
+    """Raise an outage that a cluster pipeline returned in place of a result."""
+    for result in results:
+        if isinstance(result, _OUTAGE_ERRORS):
+            raise result
+    return results
 
 
 def _generation(value: Any) -> str:
