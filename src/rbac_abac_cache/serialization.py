@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+from contextlib import suppress
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -38,6 +39,8 @@ _SIG_MIDDLE = b'","entry":'
 _SIG_LENGTH = 64
 _BODY_START = len(_SIG_HEAD) + _SIG_LENGTH + len(_SIG_MIDDLE)
 _MAX_DEPTH = 32
+# Decoded entries remembered per codec, to skip decoding unchanged bytes.
+_RECENT_ENTRIES = 2048
 
 
 class CorruptEntryError(Exception):
@@ -64,7 +67,7 @@ class EntryCodec:
         signing_key: When set, entries are signed and unsigned ones rejected.
     """
 
-    __slots__ = ("_key", "max_bytes", "service_name")
+    __slots__ = ("_key", "_recent", "max_bytes", "service_name")
 
     def __init__(
         self, service_name: str, *, max_bytes: int, signing_key: str | bytes | None
@@ -74,6 +77,7 @@ class EntryCodec:
         if isinstance(signing_key, str):
             signing_key = signing_key.encode()
         self._key = signing_key
+        self._recent: dict[str, tuple[bytes, Entry]] = {}
 
     def encode(self, redis_key: str, entry: Entry) -> bytes:
         """Return the bytes to store under ``redis_key``."""
@@ -93,18 +97,36 @@ class EntryCodec:
         if isinstance(raw, str):
             raw = raw.encode()
 
+        # The decoded entry depends only on the key and the bytes, and it is
+        # immutable, so the same bytes read again need not be decoded again.
+        recent = self._recent.get(redis_key)
+        if recent is not None and recent[0] == raw:
+            return recent[1]
+
+        entry = self._decode(redis_key, raw, user_id)
+        self._remember(redis_key, raw, entry)
+        return entry
+
+    def _decode(self, redis_key: str, raw: bytes, user_id: str) -> Entry:
         if len(raw) > self.max_bytes:
             raise CorruptEntryError(f"entry is {len(raw)} bytes, over {self.max_bytes}")
 
-        if self._key is not None:
-            raw = self._verify(redis_key, raw)
-
+        body = raw if self._key is None else self._verify(redis_key, raw)
         try:
-            data = orjson.loads(raw)
+            data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise CorruptEntryError("entry is not JSON") from exc
 
         return self._entry(data, user_id)
+
+    def _remember(self, redis_key: str, raw: bytes, entry: Entry) -> None:
+        recent = self._recent
+        if len(recent) >= _RECENT_ENTRIES:
+            # Oldest first: dicts keep insertion order. Another thread may be
+            # changing the dict too; then this one leaves the trimming to it.
+            with suppress(KeyError, RuntimeError, StopIteration):
+                del recent[next(iter(recent))]
+        recent[redis_key] = (raw, entry)
 
     def _envelope(self, entry: Entry) -> dict[str, Any]:
         attributes = entry.attributes

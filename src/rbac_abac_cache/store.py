@@ -11,6 +11,7 @@ hash tag, so they are atomic on a single server and in a cluster alike.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from time import monotonic
@@ -159,7 +160,9 @@ class RedisStore:
         self.is_cluster = isinstance(client, RedisCluster)
         # Only a plain client gets the lean path: subclasses (fakeredis,
         # instrumented clients) may rely on the generic command path.
-        self._get: Any = self._lean_get if type(client) is redis.Redis else client.get
+        self._get: Any = client.get
+        if type(client) is redis.Redis:
+            self._get = _LeanGet(client).get
         self._write_if_generation = client.register_script(_WRITE_IF_GENERATION)
         self._bump_generation = client.register_script(_BUMP_GENERATION)
         self._delete_if_generation = client.register_script(_DELETE_IF_GENERATION)
@@ -185,34 +188,6 @@ class RedisStore:
             return self._call(self._get, key)  # type: ignore[no-any-return]
         except ResponseError:
             return b"<not a string>"
-
-    def _lean_get(self, key: str) -> Any:
-        """GET on a pooled connection, without redis-py's per-command layers.
-
-        A cache hit is one small command, and redis-py's generic command path
-        (retry wrapper, command lookup, response callbacks) costs a third of
-        its time. This keeps the pool, TLS and the parser, and retries once on
-        a fresh connection as the client's own retry would.
-        """
-        client: redis.Redis = self.client  # type: ignore[assignment]
-        pool = client.connection_pool
-        connection: Any = pool.get_connection()
-        try:
-            try:
-                connection.send_command("GET", key)
-                return connection.read_response()
-            except _OUTAGE_ERRORS:
-                connection.disconnect()
-                connection.send_command("GET", key)
-                return connection.read_response()
-        except ResponseError:
-            raise
-        except BaseException:
-            # The reply may still be in flight; never reuse the connection.
-            connection.disconnect()
-            raise
-        finally:
-            pool.release(connection)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Return the values at ``keys`` in one round trip (per node in a cluster)."""
@@ -335,6 +310,87 @@ class RedisStore:
     def publish(self, channel: str, message: bytes) -> None:
         """Publish ``message`` on ``channel``."""
         self._call(self.client.publish, channel, message)
+
+
+class _LeanGet:
+    """GET on a few connections held back from the pool, for cache hits.
+
+    A hit is one small command, and redis-py's generic path (retry wrapper,
+    command lookup, response callbacks, and the pool's lock and readiness
+    poll on every checkout) costs about a third of its time. This keeps
+    redis-py's connections, so TLS, authentication and the parser are the
+    client's own, and retries once on a fresh connection as the client's
+    retry would. When every held connection is busy it borrows from the pool.
+    """
+
+    def __init__(self, client: redis.Redis, most: int = 4) -> None:
+        self._pool = client.connection_pool
+        self._idle: list[Any] = []
+        self._most = most
+        self._taken = 0
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        if self._pid != os.getpid():
+            self._forget_after_fork()
+
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = self._take()
+
+        if connection is None:
+            return self._borrowed_get(key)
+
+        try:
+            return _get_once_retrying(connection, key)
+        finally:
+            self._idle.append(connection)
+
+    def _take(self) -> Any:
+        with self._lock:
+            if self._taken >= self._most:
+                return None
+            self._taken += 1
+        return self._pool.get_connection()
+
+    def _borrowed_get(self, key: str) -> Any:
+        connection = self._pool.get_connection()
+        try:
+            return _get_once_retrying(connection, key)
+        finally:
+            self._pool.release(connection)
+
+    def _forget_after_fork(self) -> None:
+        # The parent's sockets must not be shared; the pool makes new ones.
+        self._pid = os.getpid()
+        self._idle = []
+        self._taken = 0
+        self._lock = threading.Lock()
+
+
+def _get_once_retrying(connection: Any, key: str) -> Any:
+    """Send GET, retrying once on a reconnected socket after an outage error.
+
+    On any failure but an error reply the connection is disconnected, since
+    a reply may still be in flight; it reconnects when next used.
+    """
+    try:
+        try:
+            connection.send_packed_command(
+                connection.pack_command("GET", key), check_health=False
+            )
+            return connection.read_response()
+        except _OUTAGE_ERRORS:
+            connection.disconnect()
+            connection.send_command("GET", key)
+            return connection.read_response()
+    except ResponseError:
+        raise
+    except BaseException:
+        connection.disconnect()
+        raise
 
 
 def _raise_outage(results: list[Any]) -> list[Any]:
