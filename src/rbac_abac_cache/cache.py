@@ -595,7 +595,7 @@ class AttributeCache:
                 logger.debug("gave up waiting for another fetch of user %r", uid)
                 return None
             time.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, 0.02)
+            delay = min(delay * 1.5, 0.01)
 
             try:
                 raw, locked = self._store.poll(entry_key, lock_key)
