@@ -49,6 +49,8 @@ logger = logging.getLogger(__name__)
 _MAX_PENDING_REFRESHES = 1000
 _MAX_BATCH_FETCHERS = 8
 _WARNING_INTERVAL = 10.0
+# Integer ids below this size are looked up in the local tier before checks.
+_INT_KEYS = 10**18
 
 
 class _Shared:
@@ -353,19 +355,19 @@ class AttributeCache:
                 Redis errors are never raised.
         """
         local = self._local
-        if local is not None and type(user_id) is str:
-            value = local.get(user_id)
+        if local is not None:
+            # Only valid ids are ever stored, so a hit needs no validation.
+            if type(user_id) is str:
+                value = local.get(user_id)
+            elif type(user_id) is int and -_INT_KEYS < user_id < _INT_KEYS:
+                value = local.get(str(user_id))
+            else:
+                value = None
             if value is not None:
                 self._count_local_hit(value)
                 return value
 
         uid = normalize_user_id(user_id)
-        if local is not None and uid is not user_id:
-            value = local.get(uid)
-            if value is not None:
-                self._count_local_hit(value)
-                return value
-
         auto = self.auto_refresh if auto_refresh is None else auto_refresh
         return self._get(uid, auto)
 
