@@ -10,15 +10,10 @@ the rules and what users see during outages.
 from __future__ import annotations
 
 import logging
-import os
-import random
-import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from time import monotonic
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -33,98 +28,24 @@ from .exceptions import (
     InvalidAttributesError,
     RedisUnavailableError,
 )
-from .fetchers import Fetcher, call_fetcher
+from .fetchers import Fetcher
 from .invalidation import InvalidationBus, deliver_in_process, encode_message
 from .keys import KeySpace, normalize_user_id
+from .loader import Loader, ms
 from .local import LocalTier
-from .serialization import CorruptEntryError, Entry, EntryCodec
+from .resources import SharedResources
+from .serialization import Entry, EntryCodec
 from .singleflight import SingleFlight
 from .stats import EventHook, Stats
-from .store import RedisClient, RedisStore, StoreUnavailableError
+from .store import RedisClient, StoreUnavailableError
 
 __all__ = ["AttributeCache"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_PENDING_REFRESHES = 1000
 _MAX_BATCH_FETCHERS = 8
-_WARNING_INTERVAL = 10.0
 # Integer ids below this size are looked up in the local tier before checks.
 _INT_KEYS = 10**18
-
-
-class _Shared:
-    """What an instance and its :meth:`~AttributeCache.for_service` siblings share."""
-
-    def __init__(
-        self,
-        client: RedisClient,
-        owns_client: bool,
-        fetcher: Fetcher | None,
-        settings: CacheSettings,
-    ) -> None:
-        self.client = client
-        self.owns_client = owns_client
-        self.fetcher = fetcher
-        self.store = RedisStore(client, settings.redis_retry_interval)
-        self.refresh_workers = settings.refresh_workers
-        self._buses: dict[str, InvalidationBus] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_pid = 0
-        self._pending: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
-        self.closed = False
-
-    def bus(self, channel: str) -> InvalidationBus:
-        with self._lock:
-            bus = self._buses.get(channel)
-            if bus is None:
-                bus = self._buses[channel] = InvalidationBus(self.client, channel)
-            return bus
-
-    def submit(self, key: tuple[str, str], task: Any) -> bool:
-        """Run ``task`` on the background pool unless ``key`` is already queued."""
-        with self._lock:
-            if self.closed or key in self._pending:
-                return False
-            if len(self._pending) >= _MAX_PENDING_REFRESHES:
-                return False
-
-            if self._executor is None or self._executor_pid != os.getpid():
-                # A pool inherited through fork() has no threads in the child.
-                self._executor = ThreadPoolExecutor(
-                    max_workers=self.refresh_workers,
-                    thread_name_prefix="rbac-abac-cache-refresh",
-                )
-                self._executor_pid = os.getpid()
-                self._pending.clear()
-            self._pending.add(key)
-            executor = self._executor
-
-        def run() -> None:
-            try:
-                task()
-            finally:
-                with self._lock:
-                    self._pending.discard(key)
-
-        executor.submit(run)
-        return True
-
-    def close(self) -> None:
-        with self._lock:
-            if self.closed:
-                return
-            self.closed = True
-            executor, self._executor = self._executor, None
-            buses = list(self._buses.values())
-
-        for bus in buses:
-            bus.close()
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
-        if self.owns_client:
-            self.client.close()
 
 
 class AttributeCache:
@@ -195,7 +116,7 @@ class AttributeCache:
         }
         settings, connection = load_settings(overrides, [environ_source()])
         client, owns_client = _client(redis, connection)
-        shared = _Shared(client, owns_client, fetcher, settings)
+        shared = SharedResources(client, owns_client, fetcher, settings)
         self._setup(settings, shared, auto_refresh, on_event)
 
     @classmethod
@@ -253,7 +174,7 @@ class AttributeCache:
         self = object.__new__(cls)
         self._setup(
             settings,
-            _Shared(client, owns_client, fetcher, settings),
+            SharedResources(client, owns_client, fetcher, settings),
             auto_refresh,
             on_event,
         )
@@ -262,7 +183,7 @@ class AttributeCache:
     def _setup(
         self,
         settings: CacheSettings,
-        shared: _Shared,
+        shared: SharedResources,
         auto_refresh: bool,
         on_event: EventHook | None,
     ) -> None:
@@ -272,18 +193,19 @@ class AttributeCache:
         self._shared = shared
         self._store = shared.store
         self._keys = KeySpace(settings.key_prefix, settings.service_name)
-        self._codec = EntryCodec(
+        self._stats = Stats(on_event)
+        self._on_event = on_event
+        codec = EntryCodec(
             settings.service_name,
             max_bytes=settings.max_entry_bytes,
             signing_key=settings.signing_key,
         )
-        self._stats = Stats(on_event)
-        self._on_event = on_event
+        self._loader = Loader(
+            settings, self._keys, shared.store, codec, shared.fetcher, self._stats
+        )
         self._flight: SingleFlight[Entry] = SingleFlight()
         self._ttl = settings.ttl
         self._refresh_after = settings.refresh_after
-        self._negative_ttl = settings.negative_ttl
-        self._last_warning = 0.0
 
         self._local: LocalTier | None = None
         self._bus: InvalidationBus | None = None
@@ -382,7 +304,7 @@ class AttributeCache:
         entry = self._read(uid)
         now = time.time()
 
-        if entry is not None and self._is_fresh(entry, now):
+        if entry is not None and self._loader.is_fresh(entry, now):
             return self._serve(uid, entry, sequence, now)
 
         self._stats.count("misses", user_id=uid)
@@ -440,14 +362,14 @@ class AttributeCache:
         try:
             raws = self._store.get_many(keys)
         except (StoreUnavailableError, RedisError) as exc:
-            self._redis_failed(exc)
+            self._stats.redis_failed(exc)
             raws = [None] * len(ids)
 
         misses: list[tuple[str, Entry | None]] = []
         now = time.time()
         for uid, key, raw in zip(ids, keys, raws, strict=True):
-            entry = self._decode(uid, key, raw)
-            if entry is None or not self._is_fresh(entry, now):
+            entry = self._loader.decode(uid, key, raw)
+            if entry is None or not self._loader.is_fresh(entry, now):
                 self._stats.count("misses", user_id=uid)
                 misses.append((uid, entry))
                 continue
@@ -506,31 +428,9 @@ class AttributeCache:
         try:
             raw = self._store.get(key)
         except StoreUnavailableError as exc:
-            self._redis_failed(exc)
+            self._stats.redis_failed(exc)
             return None
-        return self._decode(uid, key, raw)
-
-    def _decode(
-        self, uid: str, key: str, raw: bytes | None, *, report: bool = True
-    ) -> Entry | None:
-        """Decode an entry; a corrupt one is a miss, reported unless already seen."""
-        if raw is None:
-            return None
-
-        try:
-            return self._codec.decode(key, raw, uid)
-        except CorruptEntryError as exc:
-            if not report:
-                return None
-            self._stats.count("corrupt_entries", user_id=uid)
-            self._warn("ignored a corrupt entry for user %r: %s", uid, exc)
-            return None
-
-    def _is_fresh(self, entry: Entry, now: float) -> bool:
-        age = now - entry.fetched_at
-        if entry.attributes is None:
-            return age < self._negative_ttl
-        return age < self._ttl
+        return self._loader.decode(uid, key, raw)
 
     # Filling misses
 
@@ -538,105 +438,13 @@ class AttributeCache:
         self, uid: str, stale: Entry | None, sequence: int
     ) -> UserAttributes | None:
         try:
-            entry = self._flight.do(uid, lambda: self._fill(uid))
+            entry = self._flight.do(uid, lambda: self._loader.fill(uid))
         except FetchError as exc:
             return self._serve_stale(uid, stale, exc)
 
         if entry.attributes is not None:
             self._remember(uid, entry, sequence, time.time())
         return entry.attributes
-
-    def _fill(self, uid: str) -> Entry:
-        """Fetch the user once across processes, store and return the entry."""
-        entry_key = self._keys.entry(uid)
-        lock_key = self._keys.lock(uid)
-        generation_key = self._keys.generation(uid)
-        token = uuid.uuid4().hex
-
-        generation: str | None
-        try:
-            acquired, raw, generation = self._store.lock_and_read(
-                lock_key, token, _ms(self.settings.lock_ttl), entry_key, generation_key
-            )
-        except (StoreUnavailableError, RedisError) as exc:
-            self._redis_failed(exc)
-            return self._fetch(uid)
-
-        current = self._decode(uid, entry_key, raw, report=False)
-        if current is not None and self._is_fresh(current, time.time()):
-            if acquired:
-                self._store.unlock(lock_key, token)
-            return current
-
-        if not acquired:
-            waited = self._wait_for_other_process(uid, entry_key, lock_key)
-            if waited is not None:
-                return waited
-            generation = self._current_generation(generation_key)
-
-        try:
-            entry = self._fetch(uid)
-            if generation is not None:
-                self._write(uid, entry, generation)
-        finally:
-            if acquired:
-                self._store.unlock(lock_key, token)
-        return entry
-
-    def _wait_for_other_process(
-        self, uid: str, entry_key: str, lock_key: str
-    ) -> Entry | None:
-        """Wait, briefly, for the lock holder's result; ``None`` if it never comes."""
-        self._stats.count("lock_waits", user_id=uid)
-        deadline = monotonic() + self.settings.lock_wait
-        delay = 0.002
-
-        while True:
-            remaining = deadline - monotonic()
-            if remaining <= 0:
-                logger.debug("gave up waiting for another fetch of user %r", uid)
-                return None
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, 0.01)
-
-            try:
-                raw, locked = self._store.poll(entry_key, lock_key)
-            except (StoreUnavailableError, RedisError) as exc:
-                self._redis_failed(exc)
-                return None
-
-            entry = self._decode(uid, entry_key, raw, report=False)
-            if entry is not None and self._is_fresh(entry, time.time()):
-                return entry
-            if not locked:
-                return None
-
-    def _current_generation(self, generation_key: str) -> str | None:
-        try:
-            return self._store.generation(generation_key)
-        except (StoreUnavailableError, RedisError) as exc:
-            self._redis_failed(exc)
-            return None
-
-    def _fetch(self, uid: str) -> Entry:
-        fetcher = self._shared.fetcher
-        if fetcher is None:
-            raise FetchError("no fetcher is configured, so misses cannot be filled")
-
-        self._stats.count("fetches", user_id=uid)
-        started = monotonic()
-        try:
-            value = call_fetcher(fetcher, uid, self.service_name)
-        except FetchError as exc:
-            self._stats.count("fetch_errors", user_id=uid, error=type(exc).__name__)
-            logger.debug("fetch of user %r failed: %s", uid, exc)
-            raise
-
-        logger.debug("fetched user %r in %.1f ms", uid, (monotonic() - started) * 1000)
-        if value is None:
-            self._stats.count("unknown_users", user_id=uid)
-            return Entry(None, time.time())
-        return Entry(value, min(value.fetched_at, time.time()))
 
     def _serve_stale(
         self, uid: str, stale: Entry | None, error: FetchError
@@ -649,11 +457,12 @@ class AttributeCache:
             and now - stale.fetched_at < grace_end
         ):
             self._stats.count("stale_served", user_id=uid)
-            self._warn(
+            self._stats.warn(
                 "serving stale attributes of user %r (%.0fs old): %s",
                 uid,
                 now - stale.fetched_at,
                 error,
+                log=logger,
             )
             return stale.attributes
 
@@ -663,76 +472,15 @@ class AttributeCache:
             retry_after=max(1.0, self.settings.redis_retry_interval),
         ) from error
 
-    def _write(self, uid: str, entry: Entry, generation: str) -> None:
-        if entry.attributes is None and self._negative_ttl <= 0:
-            return
-
-        entry_key = self._keys.entry(uid)
-        try:
-            stored = self._store.write_if_generation(
-                entry_key,
-                self._keys.generation(uid),
-                generation,
-                self._encode(entry_key, uid, entry),
-                self._lifetime_ms(entry),
-            )
-        except (StoreUnavailableError, RedisError) as exc:
-            self._redis_failed(exc)
-            return
-
-        if not stored:
-            logger.debug("did not store user %r: changed during the fetch", uid)
-
-    def _encode(self, key: str, uid: str, entry: Entry) -> bytes:
-        if entry.attributes is None:
-            return self._codec.encode_unknown(key, uid, entry.fetched_at)
-        return self._codec.encode(key, entry)
-
-    def _lifetime_ms(self, entry: Entry) -> int:
-        if entry.attributes is None:
-            lifetime = self._negative_ttl
-        else:
-            lifetime = self._ttl + self.settings.stale_grace
-        jitter = 1.0 - self.settings.ttl_jitter * random.random()  # noqa: S311
-        return max(1, _ms(lifetime * jitter))
-
     def _refresh_in_background(self, uid: str) -> None:
-        if self._shared.submit(
-            (self.service_name, uid), lambda: self._refresh_quietly(uid)
-        ):
+        older_than = self._refresh_after or self._ttl
+
+        def refresh() -> None:
+            if self._loader.refresh_quietly(uid, older_than):
+                self._announce(uid)
+
+        if self._shared.submit((self.service_name, uid), refresh):
             self._stats.count("background_refreshes", user_id=uid)
-
-    def _refresh_quietly(self, uid: str) -> None:
-        """Refresh an entry past ``refresh_after`` unless another process is at it."""
-        entry_key = self._keys.entry(uid)
-        lock_key = self._keys.lock(uid)
-        token = uuid.uuid4().hex
-        try:
-            acquired, raw, generation = self._store.lock_and_read(
-                lock_key,
-                token,
-                _ms(self.settings.lock_ttl),
-                entry_key,
-                self._keys.generation(uid),
-            )
-        except (StoreUnavailableError, RedisError):
-            return
-
-        if not acquired:
-            return
-        try:
-            current = self._decode(uid, entry_key, raw, report=False)
-            refresh_after = self._refresh_after or self._ttl
-            if current is not None and time.time() - current.fetched_at < refresh_after:
-                return
-            self._write(uid, self._fetch(uid), generation)
-            self._announce(uid)
-        except FetchError:
-            logger.debug("background refresh of user %r failed", uid)
-        except RedisUnavailableError:
-            logger.debug("background refresh of user %r not announced", uid)
-        finally:
-            self._store.unlock(lock_key, token)
 
     # The in-process tier
 
@@ -782,7 +530,7 @@ class AttributeCache:
         self._evict_in_process(uid)
 
         try:
-            entry = self._fetch(uid)
+            entry = self._loader.fetch(uid)
         except FetchError:
             if generation is not None:
                 self._change(
@@ -794,7 +542,7 @@ class AttributeCache:
             raise
 
         if generation is not None:
-            self._write(uid, entry, generation)
+            self._loader.write(uid, entry, generation)
         self._announce(uid)
         if generation is None:
             raise RedisUnavailableError(
@@ -851,8 +599,8 @@ class AttributeCache:
                 self._keys.generation(uid),
                 self._generation_ttl_ms(),
                 action="set",
-                value=self._encode(entry_key, uid, entry),
-                ttl_ms=self._lifetime_ms(entry),
+                value=self._loader.encode(entry_key, uid, entry),
+                ttl_ms=self._loader.lifetime_ms(entry),
             )
         )
         self._evict_in_process(uid)
@@ -870,11 +618,9 @@ class AttributeCache:
         """
         key = self._keys.rate_limit(user_id)
         try:
-            allowed, remaining_ms = self._store.take_from_window(
-                key, limit, _ms(window)
-            )
+            allowed, remaining_ms = self._store.take_from_window(key, limit, ms(window))
         except (StoreUnavailableError, RedisError) as exc:
-            self._redis_failed(exc)
+            self._stats.redis_failed(exc)
             raise RedisUnavailableError(
                 "could not check the refresh rate limit"
             ) from exc
@@ -888,7 +634,7 @@ class AttributeCache:
         try:
             result = operation()
         except (StoreUnavailableError, RedisError) as exc:
-            self._redis_failed(exc)
+            self._stats.redis_failed(exc)
             return None
         return "done" if result is None else result
 
@@ -905,28 +651,12 @@ class AttributeCache:
                 self._keys.channel, encode_message(self.service_name, uid)
             )
         except (StoreUnavailableError, RedisError) as exc:
-            self._redis_failed(exc)
+            self._stats.redis_failed(exc)
 
     def _generation_ttl_ms(self) -> int:
         # A generation must outlive every entry and fetch it could race with.
         settings = self.settings
-        return _ms(settings.ttl + settings.stale_grace + settings.lock_ttl + 60)
-
-    # Diagnostics
-
-    def _redis_failed(self, exc: BaseException) -> None:
-        self._stats.count("redis_errors", error=type(exc).__name__)
-        if isinstance(exc, RedisError):
-            self._warn("Redis command failed: %s", type(exc).__name__)
-
-    def _warn(self, message: str, *args: Any) -> None:
-        """Log a warning at most every few seconds, so an outage cannot flood logs."""
-        now = monotonic()
-        if now - self._last_warning >= _WARNING_INTERVAL:
-            self._last_warning = now
-            logger.warning(message, *args)
-        else:
-            logger.debug(message, *args)
+        return ms(settings.ttl + settings.stale_grace + settings.lock_ttl + 60)
 
 
 def _client(
@@ -937,7 +667,3 @@ def _client(
             redis, cluster=connection.redis_cluster, timeout=connection.redis_timeout
         ), True
     return redis, False
-
-
-def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))

@@ -5,8 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from time import monotonic
 from types import MappingProxyType
 from typing import Any
+
+from redis.exceptions import RedisError
 
 __all__ = ["EVENTS", "EventHook", "Stats"]
 
@@ -32,6 +35,8 @@ EVENTS = (
 
 EventHook = Callable[[str, Mapping[str, Any]], None]
 
+_WARNING_INTERVAL = 10.0
+
 
 class Stats:
     """Counters, one per name in :data:`EVENTS`.
@@ -46,11 +51,19 @@ class Stats:
             metrics. Its exceptions are logged and otherwise ignored.
     """
 
-    __slots__ = ("_counts", "_lock", "hits_local", "hits_redis", "hook")
+    __slots__ = (
+        "_counts",
+        "_last_warning",
+        "_lock",
+        "hits_local",
+        "hits_redis",
+        "hook",
+    )
 
     def __init__(self, hook: EventHook | None = None) -> None:
         self._counts = dict.fromkeys(EVENTS, 0)
         self._lock = threading.Lock()
+        self._last_warning = -_WARNING_INTERVAL
         self.hook = hook
         self.hits_local = 0
         self.hits_redis = 0
@@ -76,6 +89,27 @@ class Stats:
             self.hook(event, MappingProxyType(dict(details)))
         except Exception:
             logger.exception("event hook failed for %s", event)
+
+    def warn(self, message: str, *args: Any, log: logging.Logger = logger) -> None:
+        """Log a warning at most every few seconds, so an outage cannot flood logs.
+
+        Warnings inside the interval are logged at DEBUG instead.
+        """
+        now = monotonic()
+        if now - self._last_warning >= _WARNING_INTERVAL:
+            self._last_warning = now
+            log.warning(message, *args)
+        else:
+            log.debug(message, *args)
+
+    def redis_failed(self, exc: BaseException) -> None:
+        """Count a Redis failure; warn about errors other than outages.
+
+        Outages are reported once by the store when it marks Redis down.
+        """
+        self.count("redis_errors", error=type(exc).__name__)
+        if isinstance(exc, RedisError):
+            self.warn("Redis command failed: %s", type(exc).__name__)
 
     def snapshot(self) -> Mapping[str, int]:
         """Return a read-only copy of the counters."""
