@@ -384,6 +384,10 @@ def _get_once_retrying(connection: Any, key: str) -> Any:
             return connection.read_response()
         except _OUTAGE_ERRORS:
             connection.disconnect()
+            # connect() rather than the implicit connect of send_command: a
+            # Sentinel-managed connection asks the sentinels for the master
+            # only there, so this is how a held connection follows a failover.
+            connection.connect()
             connection.send_command("GET", key)
             return connection.read_response()
     except ResponseError:
