@@ -21,6 +21,7 @@ import weakref
 from typing import Any
 
 import orjson
+from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from .local import LocalTier
@@ -138,7 +139,7 @@ class InvalidationBus:
         failures = 0
         while not self._stopping.is_set():
             try:
-                self._listen_once()
+                self._listen_once(failures)
                 failures = 0
             except _LISTENER_ERRORS as exc:
                 self._confirmed.clear()
@@ -154,8 +155,8 @@ class InvalidationBus:
                 failures += 1
                 self._stopping.wait(delay)
 
-    def _listen_once(self) -> None:
-        pubsub = self.client.pubsub()  # type: ignore[no-untyped-call]
+    def _listen_once(self, attempt: int) -> None:
+        pubsub = self._pubsub(attempt)
         try:
             pubsub.subscribe(self.channel)
             while not self._stopping.is_set():
@@ -165,6 +166,14 @@ class InvalidationBus:
         finally:
             self._confirmed.clear()
             pubsub.close()
+
+    def _pubsub(self, attempt: int) -> Any:
+        if isinstance(self.client, RedisCluster):
+            # Any node relays every message; after a failure try the next
+            # one rather than wait for the channel's own node to return.
+            nodes = self.client.get_nodes()  # type: ignore[no-untyped-call]
+            return self.client.pubsub(node=nodes[attempt % len(nodes)])  # type: ignore[no-untyped-call]
+        return self.client.pubsub()  # type: ignore[no-untyped-call]
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

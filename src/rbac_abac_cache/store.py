@@ -10,8 +10,10 @@ hash tag, so they are atomic on a single server and in a cluster alike.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import random
 import threading
 from collections.abc import Sequence
 from time import monotonic
@@ -21,6 +23,7 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import (
     ClusterError,
+    NoScriptError,
     RedisClusterException,
     RedisError,
     ResponseError,
@@ -163,11 +166,11 @@ class RedisStore:
         self._get: Any = client.get
         if type(client) is redis.Redis:
             self._get = _LeanGet(client).get
-        self._write_if_generation = client.register_script(_WRITE_IF_GENERATION)
-        self._bump_generation = client.register_script(_BUMP_GENERATION)
-        self._delete_if_generation = client.register_script(_DELETE_IF_GENERATION)
-        self._release_lock = client.register_script(_RELEASE_LOCK)
-        self._take_from_window = client.register_script(_TAKE_FROM_WINDOW)
+        self._write_if_generation = _Script(client, _WRITE_IF_GENERATION)
+        self._bump_generation = _Script(client, _BUMP_GENERATION)
+        self._delete_if_generation = _Script(client, _DELETE_IF_GENERATION)
+        self._release_lock = _Script(client, _RELEASE_LOCK)
+        self._take_from_window = _Script(client, _TAKE_FROM_WINDOW)
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.health.usable():
@@ -308,8 +311,46 @@ class RedisStore:
         return bool(allowed), int(remaining)
 
     def publish(self, channel: str, message: bytes) -> None:
-        """Publish ``message`` on ``channel``."""
-        self._call(self.client.publish, channel, message)
+        """Publish ``message`` on ``channel``.
+
+        A cluster relays a message published on any node to every node, so
+        with one node down the message goes through another.
+        """
+        if self.is_cluster:
+            self._call(self._publish_on_any_node, channel, message)
+        else:
+            self._call(self.client.publish, channel, message)
+
+    def _publish_on_any_node(self, channel: str, message: bytes) -> Any:
+        cluster: RedisCluster = self.client  # type: ignore[assignment]
+        nodes = cluster.get_primaries()  # type: ignore[no-untyped-call]
+        random.shuffle(nodes)
+        for node in nodes[:-1]:
+            try:
+                return cluster.publish(channel, message, target_nodes=node)
+            except _OUTAGE_ERRORS:
+                continue
+        return cluster.publish(channel, message, target_nodes=nodes[-1])
+
+
+class _Script:
+    """A Lua script run with EVALSHA, loaded by EVAL on the node that lacks it.
+
+    redis-py's own script objects load a missing script on every primary of
+    a cluster, which fails while any of them is down; this touches only the
+    node that owns the keys.
+    """
+
+    def __init__(self, client: RedisClient, source: str) -> None:
+        self.client = client
+        self.source = source
+        self.sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    def __call__(self, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return self.client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return self.client.eval(self.source, len(keys), *keys, *args)
 
 
 class _LeanGet:
