@@ -43,5 +43,13 @@ unit: $(VENV)/.dev-installed
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run_all.py
 
+$(VENV)/.e2e-installed: pyproject.toml examples/requirements.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[django,flask]" -r examples/requirements.txt
+	touch $@
+
+## Play the six scenarios on Redis and the three example services (no Docker).
+e2e: $(VENV)/.e2e-installed
+	$(BIN)/python examples/e2e
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .hypothesis build dist

@@ -1,0 +1,1 @@
+"""Users, what their roles grant in each service, and the API that says so."""

@@ -1,0 +1,1 @@
+"""The example identity provider's Django project."""

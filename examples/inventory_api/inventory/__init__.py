@@ -1,0 +1,1 @@
+"""The example inventory API: a Django service guarded by the library's adapter."""
