@@ -638,3 +638,19 @@ def test_context_manager_closes_a_client_it_built(
     with AttributeCache(redis_server.url, fetcher, service_name="billing_api") as cache:
         assert cache.get("1") is not None
     assert repr(cache).startswith("<AttributeCache")
+
+
+def test_a_provider_built_from_settings_is_closed_with_the_cache(
+    redis_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """from_env builds an HttpIdentityProvider from the environment and owns it."""
+    monkeypatch.setenv("RBAC_ABAC_REDIS_URL", redis_server.url)
+    monkeypatch.setenv("IDENTITY_PROVIDER_URL", "http://127.0.0.1:9")
+    closed: list[bool] = []
+
+    with AttributeCache.from_env(service_name="billing_api") as cache:
+        provider = cache.fetcher
+        assert type(provider).__name__ == "HttpIdentityProvider"
+        monkeypatch.setattr(provider, "close", lambda: closed.append(True))
+
+    assert closed == [True]

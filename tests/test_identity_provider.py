@@ -1294,3 +1294,40 @@ def test_unreachable_port_fails(clock: FakeClock) -> None:
 
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
     assert len(clock.sleeps) == 3
+
+
+def test_from_settings_reads_the_identity_provider_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """IDENTITY_PROVIDER_URL, RBAC_ABAC_IDP_TIMEOUT and _RETRIES shape the provider."""
+    from rbac_abac_cache.config import environ_source, load_settings
+
+    monkeypatch.setenv("IDENTITY_PROVIDER_URL", "http://idp.test")
+    monkeypatch.setenv("RBAC_ABAC_IDP_TOKEN", "t0ken")
+    monkeypatch.setenv("RBAC_ABAC_IDP_TIMEOUT", "0.75")
+    monkeypatch.setenv("RBAC_ABAC_IDP_RETRIES", "0")
+    _, connection = load_settings({"service_name": "billing_api"}, [environ_source()])
+
+    with HttpIdentityProvider.from_settings(connection) as provider:
+        assert provider._timeout == (0.75, 0.75)
+        assert provider._retries == 0
+        assert "t0ken" not in repr(provider)
+
+
+def test_from_settings_needs_a_url() -> None:
+    """Without IDENTITY_PROVIDER_URL there is nothing to build."""
+    from rbac_abac_cache.config import ConnectionSettings
+
+    with pytest.raises(ConfigurationError, match="IDENTITY_PROVIDER_URL"):
+        HttpIdentityProvider.from_settings(ConnectionSettings())
+
+
+def test_malformed_identity_provider_timeout_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RBAC_ABAC_IDP_TIMEOUT=soon is refused, naming the variable."""
+    from rbac_abac_cache.config import environ_source, load_settings
+
+    monkeypatch.setenv("RBAC_ABAC_IDP_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match="RBAC_ABAC_IDP_TIMEOUT"):
+        load_settings({"service_name": "billing_api"}, [environ_source()])

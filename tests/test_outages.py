@@ -55,7 +55,9 @@ def test_gets_keep_answering_while_redis_is_dead(
 
     assert max(durations) < 0.5
     assert sorted(durations)[50] < 0.05
-    assert cache.stats()["redis_errors"] >= 1
+    stats = cache.stats()
+    assert 1 <= stats["redis_errors"] < 50, "only probes may reach a dead Redis"
+    assert stats["redis_skipped"] > stats["redis_errors"]
     cache.close()
 
 

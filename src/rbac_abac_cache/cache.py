@@ -163,21 +163,15 @@ class AttributeCache:
     ) -> Self:
         """Build a cache from settings objects, as the framework adapters do."""
         connection = connection or ConnectionSettings()
+        client, owns_client = _client(redis or connection.redis_url, connection)
+        shared = SharedResources(client, owns_client, fetcher, settings)
         if fetcher is None and connection.identity_provider_url:
             from .identity_provider import HttpIdentityProvider
 
-            fetcher = HttpIdentityProvider(
-                connection.identity_provider_url, token=connection.idp_token
-            )
+            shared.own_fetcher(HttpIdentityProvider.from_settings(connection))
 
-        client, owns_client = _client(redis or connection.redis_url, connection)
         self = object.__new__(cls)
-        self._setup(
-            settings,
-            SharedResources(client, owns_client, fetcher, settings),
-            auto_refresh,
-            on_event,
-        )
+        self._setup(settings, shared, auto_refresh, on_event)
         return self
 
     def _setup(

@@ -415,7 +415,7 @@ def _identity_provider(connection: ConnectionSettings) -> Iterator[Any]:
 
     from .identity_provider import HttpIdentityProvider
 
-    with HttpIdentityProvider(url, token=connection.idp_token) as provider:
+    with HttpIdentityProvider.from_settings(connection) as provider:
         yield provider
 
 

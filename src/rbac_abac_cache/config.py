@@ -123,6 +123,11 @@ class ConnectionSettings:
             identity provider. Default ``None`` (misses cannot be filled).
         idp_token: ``RBAC_ABAC_IDP_TOKEN``: bearer token sent to the
             identity provider. Default ``None``.
+        idp_timeout: ``RBAC_ABAC_IDP_TIMEOUT``: connect and read timeout of
+            each request to the identity provider, in seconds. Default
+            ``None``: 2 s to connect, 5 s to read.
+        idp_retries: ``RBAC_ABAC_IDP_RETRIES``: retries of a failed request
+            to the identity provider. Default ``None``: 3.
         refresh_tokens: ``RBAC_ABAC_REFRESH_TOKEN``: comma-separated tokens
             the refresh endpoint accepts (several, for rotation). Default none,
             which makes the endpoint refuse every request.
@@ -133,6 +138,8 @@ class ConnectionSettings:
     redis_timeout: float = 0.5
     identity_provider_url: str | None = None
     idp_token: str | None = field(default=None, repr=False)
+    idp_timeout: float | None = None
+    idp_retries: int | None = None
     refresh_tokens: tuple[str, ...] = field(default=(), repr=False)
 
 
@@ -323,6 +330,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("redis_timeout", seconds(0.0, exclusive=True)),
     Setting("identity_provider_url", optional_url, env="IDENTITY_PROVIDER_URL"),
     Setting("idp_token", optional_text, env="RBAC_ABAC_IDP_TOKEN"),
+    Setting("idp_timeout", seconds(0.0, exclusive=True), env="RBAC_ABAC_IDP_TIMEOUT"),
+    Setting("idp_retries", integer(0), env="RBAC_ABAC_IDP_RETRIES"),
     Setting(
         "refresh_tokens",
         tokens,

@@ -46,7 +46,7 @@ from tenacity.wait import wait_base
 from typing_extensions import Self
 
 from .attributes import UserAttributes
-from .config import integer, seconds
+from .config import ConnectionSettings, integer, seconds
 from .exceptions import (
     ConfigurationError,
     FetchError,
@@ -193,6 +193,26 @@ class HttpIdentityProvider:
     def __repr__(self) -> str:
         token = None if self._token is None else "***"
         return f"{type(self).__name__}(base_url={self._base_url!r}, token={token!r})"
+
+    @classmethod
+    def from_settings(cls, connection: ConnectionSettings) -> Self:
+        """Build a provider from ``IDENTITY_PROVIDER_URL`` and its companions.
+
+        Uses ``RBAC_ABAC_IDP_TOKEN``, ``RBAC_ABAC_IDP_TIMEOUT`` and
+        ``RBAC_ABAC_IDP_RETRIES`` when they are set, else the defaults above.
+
+        Raises:
+            ConfigurationError: No identity provider URL is configured.
+        """
+        if not connection.identity_provider_url:
+            raise ConfigurationError("IDENTITY_PROVIDER_URL is not set")
+
+        options: dict[str, Any] = {"token": connection.idp_token}
+        if connection.idp_timeout is not None:
+            options["timeout"] = connection.idp_timeout
+        if connection.idp_retries is not None:
+            options["retries"] = connection.idp_retries
+        return cls(connection.identity_provider_url, **options)
 
     def __enter__(self) -> Self:
         return self

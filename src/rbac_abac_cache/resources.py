@@ -12,6 +12,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from .config import CacheSettings
 from .fetchers import Fetcher
@@ -19,6 +20,18 @@ from .invalidation import InvalidationBus
 from .store import RedisClient, RedisStore
 
 __all__ = ["SharedResources"]
+
+
+class Closeable(Protocol):
+    """Something holding connections of its own."""
+
+    def close(self) -> None:
+        """Release the connections."""
+
+
+class ClosableFetcher(Fetcher, Closeable, Protocol):
+    """A fetcher with connections of its own, such as HttpIdentityProvider."""
+
 
 _MAX_PENDING_REFRESHES = 1000
 
@@ -44,6 +57,7 @@ class SharedResources:
         self.client = client
         self.owns_client = owns_client
         self.fetcher = fetcher
+        self._owned_fetcher: Closeable | None = None
         self.store = RedisStore(client, settings.redis_retry_interval)
         self.refresh_workers = settings.refresh_workers
         self.closed = False
@@ -52,6 +66,11 @@ class SharedResources:
         self._executor_pid = 0
         self._pending: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+
+    def own_fetcher(self, fetcher: ClosableFetcher) -> None:
+        """Use ``fetcher``, built by the library, and close it in :meth:`close`."""
+        self.fetcher = fetcher
+        self._owned_fetcher = fetcher
 
     def bus(self, channel: str) -> InvalidationBus:
         """Return the one invalidation listener for ``channel``."""
@@ -112,3 +131,5 @@ class SharedResources:
             executor.shutdown(wait=False, cancel_futures=True)
         if self.owns_client:
             self.client.close()
+        if self._owned_fetcher is not None:
+            self._owned_fetcher.close()

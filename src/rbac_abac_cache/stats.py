@@ -28,6 +28,7 @@ EVENTS = (
     "unavailable",
     "corrupt_entries",
     "redis_errors",
+    "redis_skipped",
     "invalidations",
     "background_refreshes",
     "lock_waits",
@@ -105,8 +106,13 @@ class Stats:
     def redis_failed(self, exc: BaseException) -> None:
         """Count a Redis failure; warn about errors other than outages.
 
-        Outages are reported once by the store when it marks Redis down.
+        Outages are reported once by the store when it marks Redis down, and
+        a command not even sent because Redis is marked down counts as
+        ``redis_skipped`` rather than as an error.
         """
+        if getattr(exc, "skipped", False):
+            self.count("redis_skipped")
+            return
         self.count("redis_errors", error=type(exc).__name__)
         if isinstance(exc, RedisError):
             self.warn("Redis command failed: %s", type(exc).__name__)

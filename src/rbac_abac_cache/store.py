@@ -94,7 +94,14 @@ return 0
 
 
 class StoreUnavailableError(Exception):
-    """Redis cannot be reached, or was marked down moments ago. Internal."""
+    """Redis cannot be reached, or was marked down moments ago. Internal.
+
+    ``skipped`` tells the second case: no command was sent.
+    """
+
+    def __init__(self, message: str, *, skipped: bool = False) -> None:
+        super().__init__(message)
+        self.skipped = skipped
 
 
 class _Health:
@@ -174,7 +181,7 @@ class RedisStore:
 
     def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         if not self.health.usable():
-            raise StoreUnavailableError("Redis was marked down")
+            raise StoreUnavailableError("Redis was marked down", skipped=True)
 
         try:
             result = function(*args, **kwargs)
