@@ -108,6 +108,12 @@ class RedisServer:
         self.kill()
         self.start()
 
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """Stop the server by PID and remove its directory."""
         if self.process is not None and self.process.poll() is None:

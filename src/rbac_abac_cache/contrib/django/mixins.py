@@ -7,12 +7,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from ...policy import Rule, attribute_equals, has_all_permissions, has_any_role
+from ...policy import Rule, requirement
 from .decorators import authorize
 
 __all__ = ["RBACRequiredMixin"]
-
-_KNOWN_USER = Rule(lambda user, _: True, "a known user")
 
 
 class RBACRequiredMixin:
@@ -43,20 +41,14 @@ class RBACRequiredMixin:
 
     def get_rbac_rule(self) -> Rule:
         """Return the rule the request must meet, from the ``rbac_*`` attributes."""
-        rules = []
-        if self.rbac_permissions:
-            rules.append(has_all_permissions(*self.rbac_permissions))
-        if self.rbac_roles:
-            rules.append(has_any_role(*self.rbac_roles))
-        if self.rbac_attributes:
-            rules.append(attribute_equals(**self.rbac_attributes))
-        if self.rbac_rule is not None:
-            rules.append(self.rbac_rule)
-
-        combined = rules[0] if rules else _KNOWN_USER
-        for rule in rules[1:]:
-            combined = combined & rule
-        return combined
+        rule = requirement(
+            tuple(self.rbac_permissions), tuple(self.rbac_roles), self.rbac_attributes
+        )
+        if self.rbac_rule is None:
+            return rule
+        if not (self.rbac_permissions or self.rbac_roles or self.rbac_attributes):
+            return self.rbac_rule
+        return rule & self.rbac_rule
 
     def get_rbac_resource(self) -> Any:
         """Return what ``rbac_rule`` is checked against; ``None`` by default.

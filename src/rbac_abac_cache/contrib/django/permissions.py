@@ -38,7 +38,7 @@ from typing_extensions import Self
 
 from ...attributes import UserAttributes
 from ...exceptions import AttributesUnavailableError
-from ...policy import Rule, attribute_equals, has_all_permissions, has_any_role
+from ...policy import Rule, requirement
 from .middleware import lookup
 
 __all__ = [
@@ -53,7 +53,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _UNKNOWN_USER = "the identity provider does not know this user"
-_KNOWN_USER = Rule(lambda user, _: True, "a known user")
 
 
 class AttributesUnavailable(APIException):  # type: ignore[misc]
@@ -121,18 +120,7 @@ class HasRBACPermission(OperationHolderMixin, BasePermission):  # type: ignore[m
         roles = self.roles + tuple(getattr(view, "required_roles", ()))
         attributes = {**getattr(view, "required_attributes", {}), **self.attributes}
 
-        rules = []
-        if permissions:
-            rules.append(has_all_permissions(*permissions))
-        if roles:
-            rules.append(has_any_role(*roles))
-        if attributes:
-            rules.append(attribute_equals(**attributes))
-
-        combined = rules[0] if rules else _KNOWN_USER
-        for rule in rules[1:]:
-            combined = combined & rule
-        return combined
+        return requirement(permissions, roles, attributes)
 
     def has_permission(self, request: Any, view: Any) -> bool:
         """Grant a known user who meets :meth:`rule_for`.
