@@ -112,10 +112,14 @@ def test_roles_and_permissions_are_frozensets() -> None:
     assert isinstance(user.permissions, frozenset)
 
 
-def test_instances_are_unhashable() -> None:
-    """Instances with a mutable-looking equality are not hashable."""
-    with pytest.raises(TypeError):
-        hash(UserAttributes.from_dict(wire()))
+def test_equal_instances_hash_alike() -> None:
+    """Immutable values can key dicts and sets; equal ones collapse."""
+    first = UserAttributes.from_dict({**wire(), "fetched_at": 5.0})
+    second = UserAttributes.from_dict({**wire(), "fetched_at": 5.0})
+
+    assert first == second
+    assert hash(first) == hash(second)
+    assert len({first, second}) == 1
 
 
 # Normalisation.

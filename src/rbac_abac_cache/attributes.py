@@ -120,7 +120,18 @@ class UserAttributes:
             and self.fetched_at == other.fetched_at
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        # Equal values have equal hashes; the attributes are left out because
+        # nested mappings cannot be hashed, which only makes collisions likelier.
+        return hash(
+            (
+                self.user_id,
+                self.service_name,
+                self.roles,
+                self.permissions,
+                self.fetched_at,
+            )
+        )
 
     def __repr__(self) -> str:
         # Attribute values can be personal data, so only their names are shown.

@@ -411,6 +411,7 @@ class AttributeCache:
         stats.hits_redis += 1
         if stats.hook is not None:
             stats.report("hits_redis", {"user_id": uid})
+        logger.debug("Redis hit for user %r", uid)
         refresh_after = self._refresh_after
         if refresh_after is not None and now - entry.fetched_at >= refresh_after:
             self._refresh_in_background(uid)
