@@ -14,6 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from rbac_abac_cache import AttributeCache, AttributesUnavailableError, FetchError
 from rbac_abac_cache import cache as cache_module
+from rbac_abac_cache import loader as loader_module
 
 TTL = 100.0
 GRACE = 50.0
@@ -62,7 +63,8 @@ class FreshnessModel(RuleBasedStateMachine):
         self.redis = fakeredis.FakeRedis()
         self.patch = pytest.MonkeyPatch()
         fake_time = SimpleNamespace(time=self.clock.time, sleep=real_time.sleep)
-        self.patch.setattr(cache_module, "time", fake_time)
+        for module in (cache_module, loader_module):
+            self.patch.setattr(module, "time", fake_time)
         self.cache = AttributeCache(
             self.redis,
             self.provider,
