@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -228,3 +229,41 @@ def test_cluster_url_from_the_environment_builds_a_cluster_client(
 
     with pytest.raises(RedisUnavailableError, match="Redis Cluster"):
         AttributeCache.from_env(service_name="billing_api")
+
+
+def test_fail_fast_keeps_a_callers_settings_with_bounded_retries(
+    redis_server: RedisServer,
+) -> None:
+    """fail_fast copies address, credentials and decoding, bounding retries."""
+    from redis.backoff import NoBackoff
+
+    from rbac_abac_cache.connection import fail_fast
+
+    theirs = redis.Redis(
+        port=redis_server.port,
+        decode_responses=True,
+        client_name="billing",
+        socket_timeout=None,
+        socket_connect_timeout=2.0,
+    )
+    ours, built = fail_fast(theirs, timeout=0.25)
+
+    assert built
+    assert ours is not theirs
+    options = ours.connection_pool.connection_kwargs
+    assert options["port"] == redis_server.port
+    assert options["decode_responses"] is True
+    assert options["client_name"] == "billing"
+    assert options["socket_timeout"] == 0.25
+    assert options["socket_connect_timeout"] == 2.0
+    assert isinstance(options["retry"]._backoff, NoBackoff)
+    assert ours.ping()
+    ours.close()
+    theirs.close()
+
+
+def test_fail_fast_leaves_other_clients_alone(fake_redis: Any) -> None:
+    """Subclasses such as fakeredis are used exactly as given."""
+    from rbac_abac_cache.connection import fail_fast
+
+    assert fail_fast(fake_redis) == (fake_redis, False)

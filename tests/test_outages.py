@@ -266,3 +266,30 @@ def test_identity_provider_outage_serves_stale_then_refuses(
     with pytest.raises(AttributesUnavailableError):
         cache.get("1")
     idp.close()
+
+
+def test_a_callers_default_client_also_fails_fast(
+    fresh_redis_server: RedisServer, fetcher: CountingFetcher
+) -> None:
+    """A redis.Redis with redis-py's slow default retries still costs milliseconds."""
+    client = fresh_redis_server.client()
+    cache = AttributeCache(client, fetcher, service_name="billing_api")
+    assert cache.get("1").has_role("admin")
+
+    fresh_redis_server.kill()
+    durations = []
+    for n in range(30):
+        began = time.monotonic()
+        assert cache.get("1") is not None
+        assert cache.get_many(["1", "2"]).keys() == {"1", "2"}
+        durations.append(time.monotonic() - began)
+        if n == 10:
+            time.sleep(1.1)  # past redis_retry_interval: one call probes Redis
+    with pytest.raises(RedisUnavailableError):
+        cache.invalidate("1")
+
+    assert max(durations) < 0.5
+    fresh_redis_server.restart()
+    assert _wait_until(lambda: cache.get("1") and cache.stats()["hits_redis"] > 1)
+    cache.close()
+    client.close()

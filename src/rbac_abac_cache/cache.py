@@ -21,7 +21,7 @@ from typing_extensions import Self
 
 from .attributes import UserAttributes
 from .config import CacheSettings, ConnectionSettings, environ_source, load_settings
-from .connection import connect
+from .connection import connect, fail_fast
 from .exceptions import (
     AttributesUnavailableError,
     FetchError,
@@ -53,7 +53,9 @@ class AttributeCache:
 
     Args:
         redis: A ``redis.Redis`` or ``redis.cluster.RedisCluster`` client, or
-            a URL from which a client with short timeouts is built.
+            a URL from which a client with short timeouts is built. A plain
+            ``redis.Redis`` lends its connection settings to a pool of the
+            cache's own that fails fast (see :func:`connection.fail_fast`).
         fetcher: Called as ``fetcher(user_id, service_name)`` to fill misses;
             ``None`` means misses cannot be filled.
         service_name: The service whose attributes this cache holds.
@@ -661,4 +663,4 @@ def _client(
         return connect(
             redis, cluster=connection.redis_cluster, timeout=connection.redis_timeout
         ), True
-    return redis, False
+    return fail_fast(redis, connection.redis_timeout)

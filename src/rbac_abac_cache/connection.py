@@ -3,7 +3,9 @@
 A cache must answer quickly whether or not Redis does, so clients built here
 give up on a dead server within ``timeout`` seconds and retry a command at
 most once (which reconnects a pooled connection after a server restart). A
-client passed in by the caller is used exactly as configured.
+plain ``redis.Redis`` passed in by the caller lends its address, credentials
+and TLS settings to a pool of the cache's own with those same bounds (see
+:func:`fail_fast`); other clients are used as they are.
 
 Three deployments are understood, all described in ``docs/scaling.md``:
 
@@ -30,7 +32,13 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 from .exceptions import ConfigurationError, RedisUnavailableError
 from .store import RedisClient
 
-__all__ = ["SENTINEL_SCHEME", "SentinelUrl", "connect", "parse_sentinel_url"]
+__all__ = [
+    "SENTINEL_SCHEME",
+    "SentinelUrl",
+    "connect",
+    "fail_fast",
+    "parse_sentinel_url",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +79,42 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 0.5) -> RedisCl
     if cluster:
         return _cluster_client(url, timeout)
     return _single_client(url, timeout)
+
+
+def fail_fast(client: RedisClient, timeout: float = 0.5) -> tuple[RedisClient, bool]:
+    """Return a client like ``client`` whose commands fail fast on a dead server.
+
+    redis-py's defaults retry a failed connection ten times with backoff and
+    wait forever on a silent server, so one command to a dead Redis can take
+    seconds. For a plain ``redis.Redis`` this builds a new pool from the same
+    connection settings (address, credentials, TLS, protocol, encoding) with
+    one retry and no backoff, keeping the client's timeouts where it has
+    them and using ``timeout`` where it has none. Cluster, Sentinel and
+    other clients are returned unchanged.
+
+    Returns:
+        The client to use, and whether it was built here (and so must be
+        closed by the cache).
+    """
+    if type(client) is not redis.Redis:
+        return client, False
+
+    pool = client.connection_pool
+    if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+        return client, False
+
+    options = dict(pool.connection_kwargs)
+    options["retry"] = Retry(NoBackoff(), 1)
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if options.get(name) is None:
+            options[name] = timeout
+    bounded = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+        connection_class=pool.connection_class,
+        max_connections=_MAX_CONNECTIONS,
+        timeout=timeout,
+        **options,
+    )
+    return redis.Redis(connection_pool=bounded, retry=Retry(NoBackoff(), 1)), True
 
 
 def _connection_options(timeout: float) -> dict[str, Any]:
