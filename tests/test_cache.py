@@ -654,3 +654,38 @@ def test_a_provider_built_from_settings_is_closed_with_the_cache(
         monkeypatch.setattr(provider, "close", lambda: closed.append(True))
 
     assert closed == [True]
+
+
+def test_local_tier_holds_the_very_first_read(
+    real_redis: Any, fetcher: CountingFetcher
+) -> None:
+    """With local_ttl, the first read already lands in process memory."""
+    cache = AttributeCache(real_redis, fetcher, service_name="billing_api", local_ttl=5)
+
+    cache.get("1")
+    real_redis.delete(cache.key_for("1"))
+
+    assert cache.get("1").has_role("admin")
+    assert cache.stats()["hits_local"] == 1
+    assert fetcher.count("1") == 1
+    cache.close()
+
+
+def test_local_tier_is_evicted_by_a_sibling_instance_at_once(
+    real_redis: Any, fetcher: CountingFetcher
+) -> None:
+    """A refresh by another instance in this process is seen on the next read."""
+    reader = AttributeCache(
+        real_redis, fetcher, service_name="billing_api", local_ttl=30
+    )
+    writer = AttributeCache(real_redis, fetcher, service_name="billing_api")
+    assert reader.get("2").roles == {"viewer"}
+    assert reader.get("2").roles == {"viewer"}
+    assert reader.stats()["hits_local"] == 1
+
+    fetcher.users["2"]["roles"] = ["editor"]
+    writer.refresh("2")
+
+    assert reader.get("2").roles == {"editor"}
+    reader.close()
+    writer.close()

@@ -44,6 +44,8 @@ __all__ = ["AttributeCache"]
 logger = logging.getLogger(__name__)
 
 _MAX_BATCH_FETCHERS = 8
+# Longest wait for the invalidation subscription on the local tier's first use.
+_FIRST_SUBSCRIBE_WAIT = 0.25
 # Integer ids below this size are looked up in the local tier before checks.
 _INT_KEYS = 10**18
 
@@ -482,7 +484,15 @@ class AttributeCache:
     # The in-process tier
 
     def _local_sequence(self) -> int:
-        return self._bus.sequence if self._bus is not None else 0
+        bus = self._bus
+        if bus is None:
+            return 0
+
+        if not bus.listening:
+            # First use in this process: subscribe before reading Redis, so
+            # that this very read may already be kept locally.
+            bus.wait_confirmed(_FIRST_SUBSCRIBE_WAIT)
+        return bus.sequence
 
     def _remember(self, uid: str, entry: Entry, sequence: int, now: float) -> None:
         local, bus = self._local, self._bus

@@ -101,6 +101,11 @@ class InvalidationBus:
                 )
                 self._thread.start()
 
+    @property
+    def listening(self) -> bool:
+        """Whether the listener thread was started in this process."""
+        return self._thread is not None and self._pid == os.getpid()
+
     def wait_confirmed(self, timeout: float) -> bool:
         """Start listening and wait up to ``timeout`` seconds for confirmation."""
         self.ensure_listening()
