@@ -186,8 +186,10 @@ class RefreshHandler:
 
         try:
             data = orjson.loads(body)
-        except (orjson.JSONDecodeError, RecursionError, ValueError):
-            raise _error(400, "the body must be a JSON object") from None
+        except (orjson.JSONDecodeError, RecursionError, ValueError) as exc:
+            # orjson names the problem (syntax, a number too large, nesting
+            # too deep) and where it is, without echoing the body.
+            raise _error(400, f"the body is not valid JSON: {exc}") from None
 
         if not isinstance(data, dict):
             raise _error(400, "the body must be a JSON object")
