@@ -634,3 +634,16 @@ def test_demo_runs_as_a_program() -> None:
     assert result.stdout.startswith("rbac-abac-cache demo")
     assert "8. The identity provider goes down" in result.stdout
     assert "Every step behaved as described." in result.stdout
+
+
+def test_common_options_may_come_before_the_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`rbac-abac-cache --service X stats` works like `stats --service X`."""
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+
+    code = main(["--service", "billing_api", "--redis-url", closed, "--json", "stats"])
+
+    assert code == 3
+    report = json.loads(capsys.readouterr().out)
+    assert report["service_name"] == "billing_api"

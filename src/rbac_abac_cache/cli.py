@@ -169,8 +169,13 @@ def _parser() -> argparse.ArgumentParser:
         "input, 3 Redis or identity provider unavailable.",
     )
     parser.add_argument("--version", action="version", version=__version__)
+    _add_common_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = _common_options()
+
+    # The common options may come before or after the command. After it,
+    # only the options actually given may override those given before.
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
+    _add_common_options(common)
 
     demo = commands.add_parser(
         "demo", help="tour the cache on an in-memory Redis; needs no server"
@@ -213,8 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common_options() -> _Parser:
-    common = _Parser(add_help=False)
+def _add_common_options(common: argparse.ArgumentParser) -> None:
     common.add_argument(
         "--redis-url",
         metavar="URL",
@@ -238,7 +242,6 @@ def _common_options() -> _Parser:
     common.add_argument(
         "-v", "--verbose", action="store_true", help="log the library's debug messages"
     )
-    return common
 
 
 def _user_argument(parser: argparse.ArgumentParser) -> None:
