@@ -689,3 +689,20 @@ def test_local_tier_is_evicted_by_a_sibling_instance_at_once(
     assert reader.get("2").roles == {"editor"}
     reader.close()
     writer.close()
+
+
+def test_refused_fill_commands_do_not_stall_reads(
+    make_cache: Any, any_redis: Any, fetcher: CountingFetcher
+) -> None:
+    """A generation key Redis cannot read as a string costs no lock wait."""
+    cache = make_cache(lock_wait=3)
+    generation_key = cache.key_for("1").replace(":attrs", ":gen")
+    any_redis.hset(generation_key, "junk", "1")
+
+    began = time.monotonic()
+    value = cache.get("1")
+
+    assert value is not None
+    assert value.has_role("admin")
+    assert time.monotonic() - began < 1.0
+    assert cache.stats()["lock_waits"] == 0

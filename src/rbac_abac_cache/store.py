@@ -228,6 +228,7 @@ class RedisStore:
             return _raise_outage(pipe.execute(raise_on_error=False))
 
         acquired, raw, generation = self._call(run)
+        _raise_if_error(acquired, generation)
         if isinstance(raw, Exception):
             raw = b"<not a string>"
         return acquired is True, raw, _generation(generation)
@@ -242,6 +243,7 @@ class RedisStore:
             return _raise_outage(pipe.execute(raise_on_error=False))
 
         raw, locked = self._call(run)
+        _raise_if_error(locked)
         if isinstance(raw, Exception):
             raw = b"<not a string>"
         return raw, bool(locked)
@@ -451,6 +453,16 @@ def _raise_outage(results: list[Any]) -> list[Any]:
         if isinstance(result, _OUTAGE_ERRORS):
             raise result
     return results
+
+
+def _raise_if_error(*results: Any) -> None:
+    """Raise an error reply (a refused command, say) found among ``results``.
+
+    Only the entry's own value may be junk and still read as a miss.
+    """
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
 
 
 def _generation(value: Any) -> str:
