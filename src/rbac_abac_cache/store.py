@@ -362,6 +362,10 @@ class _Script:
             return self.client.eval(self.source, len(keys), *keys, *args)
 
 
+# GET commands kept packed for the lean path, per client.
+_PACKED_COMMANDS = 4096
+
+
 class _LeanGet:
     """GET on a few connections held back from the pool, for cache hits.
 
@@ -380,6 +384,7 @@ class _LeanGet:
         self._taken = 0
         self._pid = os.getpid()
         self._lock = threading.Lock()
+        self._packed: dict[str, Any] = {}
 
     def get(self, key: str) -> Any:
         if self._pid != os.getpid():
@@ -394,9 +399,20 @@ class _LeanGet:
             return self._borrowed_get(key)
 
         try:
-            return _get_once_retrying(connection, key)
+            return _get_once_retrying(connection, key, self._pack(connection, key))
         finally:
             self._idle.append(connection)
+
+    def _pack(self, connection: Any, key: str) -> Any:
+        # Packing costs more than the rest of the client side of a hit, and
+        # hot users are read again and again; every held connection shares
+        # the pool's encoder, so the bytes are the same on each of them.
+        packed = self._packed.get(key)
+        if packed is None:
+            if len(self._packed) >= _PACKED_COMMANDS:
+                self._packed.clear()
+            packed = self._packed[key] = connection.pack_command("GET", key)
+        return packed
 
     def _take(self) -> Any:
         with self._lock:
@@ -406,9 +422,11 @@ class _LeanGet:
         return self._pool.get_connection()
 
     def _borrowed_get(self, key: str) -> Any:
-        connection = self._pool.get_connection()
+        connection: Any = self._pool.get_connection()
         try:
-            return _get_once_retrying(connection, key)
+            return _get_once_retrying(
+                connection, key, connection.pack_command("GET", key)
+            )
         finally:
             self._pool.release(connection)
 
@@ -420,7 +438,7 @@ class _LeanGet:
         self._lock = threading.Lock()
 
 
-def _get_once_retrying(connection: Any, key: str) -> Any:
+def _get_once_retrying(connection: Any, key: str, packed: Any) -> Any:
     """Send GET, retrying once on a reconnected socket after an outage error.
 
     On any failure but an error reply the connection is disconnected, since
@@ -428,9 +446,7 @@ def _get_once_retrying(connection: Any, key: str) -> Any:
     """
     try:
         try:
-            connection.send_packed_command(
-                connection.pack_command("GET", key), check_health=False
-            )
+            connection.send_packed_command(packed, check_health=False)
             return connection.read_response()
         except _OUTAGE_ERRORS:
             connection.disconnect()
