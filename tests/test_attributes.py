@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import re
 import time
 from typing import Any
 
@@ -462,3 +463,20 @@ def test_any_json_attributes_round_trip(attributes: dict[str, Any]) -> None:
     assert data["attributes"] == attributes
     assert UserAttributes.from_dict(data) == user
     assert through_json == user
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"roles": ["admin\ud800"]}, "roles"),
+        ({"permissions": ["\udfff"]}, "permissions"),
+        ({"attributes": {"team": "a\ud800"}}, "attributes.team"),
+        ({"attributes": {"k\ud800": 1}}, "attributes"),
+    ],
+)
+def test_strings_json_cannot_carry_are_refused(
+    fields: dict[str, Any], named: str
+) -> None:
+    """Lone surrogates cannot be stored as JSON, so they are refused up front."""
+    with pytest.raises(InvalidAttributesError, match=re.escape(named)):
+        UserAttributes("1", "billing_api", **fields)

@@ -706,3 +706,19 @@ def test_refused_fill_commands_do_not_stall_reads(
     assert value.has_role("admin")
     assert time.monotonic() - began < 1.0
     assert cache.stats()["lock_waits"] == 0
+
+
+def test_a_fetcher_answer_json_cannot_store_is_a_failed_fetch(make_cache: Any) -> None:
+    """Attributes with a lone surrogate never reach Redis; the read is refused."""
+    cache = make_cache(
+        fetcher=lambda uid, svc: {
+            "user_id": uid,
+            "service_name": svc,
+            "roles": ["admin\ud800"],
+            "permissions": [],
+            "attributes": {},
+        }
+    )
+
+    with pytest.raises(AttributesUnavailableError):
+        cache.get("1")

@@ -116,6 +116,8 @@ def test_normalize_user_id_accepts_unusual_but_printable_ids(given_id: str) -> N
         "a\x85b",
         "a\u2028b",
         "a\u2029b",
+        "a\ud800b",
+        "\udfff",
         4.0,
         b"42",
         ["42"],
@@ -125,7 +127,7 @@ def test_normalize_user_id_accepts_unusual_but_printable_ids(given_id: str) -> N
     ],
 )
 def test_normalize_user_id_rejects_bad_ids(given_id: Any) -> None:
-    """Empty, None, too long, control characters and other types are refused."""
+    """Empty, None, too long, control characters, surrogates, other types: refused."""
     with pytest.raises(InvalidUserIdError):
         normalize_user_id(given_id)
 

@@ -261,7 +261,28 @@ def _strings(values: Iterable[str], name: str) -> frozenset[str]:
             raise InvalidAttributesError(
                 f"{name}: every entry must be a non-empty string"
             )
+        _check_text(value, name)
     return frozenset(values)
+
+
+def _valid_text(value: str) -> bool:
+    try:
+        _check_text(value, "")
+    except InvalidAttributesError:
+        return False
+    return True
+
+
+def _check_text(value: str, path: str) -> str:
+    """Refuse strings that JSON cannot carry (lone surrogates)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidAttributesError(
+                f"{path}: strings must be valid Unicode text"
+            ) from None
+    return value
 
 
 def _timestamp(value: object) -> float:
@@ -300,8 +321,11 @@ def freeze_json(value: Any, path: str = "value", depth: int = 0) -> Any:
         InvalidAttributesError: Naming the path of a part that is not JSON
             (a set, bytes, NaN, a non-string key, ...) or nests too deep.
     """
-    if value is None or isinstance(value, (str, bool)):
+    if value is None or isinstance(value, bool):
         return value
+
+    if isinstance(value, str):
+        return _check_text(value, path)
 
     if isinstance(value, int):
         if not _MIN_INT <= value <= _MAX_INT:
@@ -319,9 +343,9 @@ def freeze_json(value: Any, path: str = "value", depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         frozen = {}
         for key, item in value.items():
-            if not isinstance(key, str):
+            if not isinstance(key, str) or not _valid_text(key):
                 raise InvalidAttributesError(
-                    f"{path}: keys must be strings, got {key!r}"
+                    f"{path}: keys must be valid strings, got {key!r}"
                 )
             frozen[key] = freeze_json(item, f"{path}.{key}", depth + 1)
         return MappingProxyType(frozen)

@@ -38,7 +38,7 @@ def normalize_user_id(user_id: object) -> str:
 
     Raises:
         InvalidUserIdError: The id is of another type, empty, longer than 256
-            characters, or contains control characters.
+            characters, or contains control characters or lone surrogates.
     """
     if type(user_id) is int:
         user_id = _int_to_str(user_id)
@@ -58,6 +58,14 @@ def normalize_user_id(user_id: object) -> str:
 
     if _CONTROL_CHARACTERS.search(user_id):
         raise InvalidUserIdError("user_id must not contain control characters")
+
+    if not user_id.isascii():
+        try:
+            user_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidUserIdError(
+                "user_id must be valid Unicode text (it has a lone surrogate)"
+            ) from None
 
     return str(user_id)
 
