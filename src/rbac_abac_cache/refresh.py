@@ -39,6 +39,7 @@ __all__ = ["RefreshHandler", "RefreshResponse"]
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 4096
+_KEPT_SIBLINGS = 64
 
 
 class RefreshResponse(NamedTuple):
@@ -238,8 +239,14 @@ class RefreshHandler:
 
     def _sibling(self, service_name: str) -> AttributeCache:
         cache = self._siblings.get(service_name)
-        if cache is None:
-            cache = self._siblings[service_name] = self._cache.for_service(service_name)
+        if cache is not None:
+            return cache
+
+        # Without allowed_services any well-formed name is accepted, so only
+        # a bounded number of siblings is kept for reuse.
+        cache = self._cache.for_service(service_name)
+        if len(self._siblings) < _KEPT_SIBLINGS:
+            self._siblings[service_name] = cache
         return cache
 
 
