@@ -691,21 +691,27 @@ def test_local_tier_is_evicted_by_a_sibling_instance_at_once(
     writer.close()
 
 
-def test_refused_fill_commands_do_not_stall_reads(
-    make_cache: Any, any_redis: Any, fetcher: CountingFetcher
+def test_a_full_redis_refusing_writes_still_answers_at_once(
+    real_redis: Any, fetcher: CountingFetcher
 ) -> None:
-    """A generation key Redis cannot read as a string costs no lock wait."""
-    cache = make_cache(lock_wait=3)
-    generation_key = cache.key_for("1").replace(":attrs", ":gen")
-    any_redis.hset(generation_key, "junk", "1")
-
-    began = time.monotonic()
-    value = cache.get("1")
+    """Redis out of memory refuses the fetch lock: no lock wait, correct answers."""
+    cache = AttributeCache(real_redis, fetcher, service_name="billing_api", lock_wait=3)
+    real_redis.config_set("maxmemory-policy", "noeviction")
+    real_redis.config_set("maxmemory", 1)
+    try:
+        began = time.monotonic()
+        value = cache.get("1")
+        elapsed = time.monotonic() - began
+    finally:
+        real_redis.config_set("maxmemory", 0)
+        cache.close()
 
     assert value is not None
     assert value.has_role("admin")
-    assert time.monotonic() - began < 1.0
-    assert cache.stats()["lock_waits"] == 0
+    assert elapsed < 1.0
+    stats = cache.stats()
+    assert stats["lock_waits"] == 0
+    assert stats["redis_errors"] >= 1
 
 
 def test_a_fetcher_answer_json_cannot_store_is_a_failed_fetch(make_cache: Any) -> None:
@@ -722,3 +728,20 @@ def test_a_fetcher_answer_json_cannot_store_is_a_failed_fetch(make_cache: Any) -
 
     with pytest.raises(AttributesUnavailableError):
         cache.get("1")
+
+
+def test_a_generation_key_of_the_wrong_type_does_not_stall_reads(
+    make_cache: Any, any_redis: Any, fetcher: CountingFetcher
+) -> None:
+    """A generation key Redis cannot read as a string costs no lock wait."""
+    cache = make_cache(lock_wait=3)
+    generation_key = cache.key_for("1").replace(":attrs", ":gen")
+    any_redis.hset(generation_key, "junk", "1")
+
+    began = time.monotonic()
+    value = cache.get("1")
+
+    assert value is not None
+    assert value.has_role("admin")
+    assert time.monotonic() - began < 1.0
+    assert cache.stats()["lock_waits"] == 0
